@@ -1,0 +1,94 @@
+# The two commands of the README:
+#   make serve   set up what is missing, rebuild pkg/ when the Rust sources changed, serve the page
+#   make test    set up what is missing, run every test (native, then browser on the rebuilt pkg/)
+# Everything is idempotent: a second run only does what changed.
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+PORT ?= 8000
+CRATE := advlab
+WASM_OUT := target/wasm32-unknown-unknown/wasm/$(CRATE).wasm
+# Rust sources that end up in the .wasm; their hash decides whether pkg/ is stale.
+SOURCES = Cargo.toml Cargo.lock $(shell find src -name '*.rs' | sort)
+# The gzipped .wasm must stay at or under this (issue 2).
+WASM_GZ_LIMIT := 3145728
+
+.PHONY: serve test setup setup-native setup-wasm setup-browser pkg size native-test browser-test lab clean-pkg results
+
+serve: setup-serve pkg
+	node web/serve.mjs --port $(PORT)
+
+test: setup native-test pkg size lab browser-test
+	@echo "all tests passed"
+
+setup: setup-native setup-wasm setup-browser
+
+# Serving needs Node, and a Rust toolchain only when pkg/ is stale.
+setup-serve:
+	command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
+	if [ "$$(cat pkg/.source-hash 2>/dev/null)" != "$$(cat $(SOURCES) | sha256sum | cut -d' ' -f1)" ]; then $(MAKE) --no-print-directory setup-wasm; fi
+
+setup-native:
+	command -v cargo >/dev/null || { echo "cargo (rustup) is required"; exit 1; }
+
+# TOOLCHAIN.md: Debian's rustc-web + rust-web-src build std for wasm32 (-Zbuild-std); rustup's
+# rust-lld links. wasm-bindgen-cli must match the wasm-bindgen version in Cargo.lock.
+APT_UPDATED := /tmp/.advlab-apt-updated
+$(APT_UPDATED):
+	apt-get update -qq
+	touch $@
+
+setup-wasm:
+	if ! dpkg -s rustc-web cargo-web rust-web-src >/dev/null 2>&1; then
+	  [ -f $(APT_UPDATED) ] || { apt-get update -qq && touch $(APT_UPDATED); }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src
+	fi
+	want=$$(grep -A1 '^name = "wasm-bindgen"$$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
+	have=$$(wasm-bindgen --version 2>/dev/null | awk '{print $$2}' || true)
+	if [ "$$have" != "$$want" ]; then cargo install -q wasm-bindgen-cli --version "$$want"; fi
+
+setup-browser:
+	if ! command -v chromium >/dev/null; then
+	  [ -f $(APT_UPDATED) ] || { apt-get update -qq && touch $(APT_UPDATED); }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	fi
+	[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
+
+# The wasm build (see TOOLCHAIN.md): Debian's cargo/rustc with -Zbuild-std, linked by rust-lld.
+pkg:
+	hash=$$(cat $(SOURCES) | sha256sum | cut -d' ' -f1)
+	if [ "$$(cat pkg/.source-hash 2>/dev/null)" = "$$hash" ] && [ -f pkg/$(CRATE)_bg.wasm ] && [ -z "$${FORCE_PKG:-}" ]; then
+	  echo "pkg/ is up to date with the Rust sources"; exit 0
+	fi
+	if rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+	  cargo build --lib --profile wasm --target wasm32-unknown-unknown
+	else
+	  LLD=$$(ls $$HOME/.rustup/toolchains/*/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld | head -1)
+	  PATH=/usr/bin:$$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+	  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=$$LLD \
+	  RUSTFLAGS='--cfg getrandom_backend="wasm_js"' \
+	    /usr/bin/cargo build --lib --profile wasm --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
+	fi
+	rm -rf pkg.new && mkdir -p pkg.new
+	wasm-bindgen --target web --no-typescript --out-dir pkg.new $(WASM_OUT)
+	echo "$$hash" > pkg.new/.source-hash
+	rm -rf pkg && mv pkg.new pkg
+	echo "built pkg/ ($$(stat -c %s pkg/$(CRATE)_bg.wasm) bytes)"
+
+size:
+	raw=$$(stat -c %s pkg/$(CRATE)_bg.wasm); gz=$$(gzip -9 -c pkg/$(CRATE)_bg.wasm | wc -c)
+	printf 'pkg/%s_bg.wasm: %.2f MB raw, %.2f MB gzipped (limit %.2f MB)\n' $(CRATE) $$(echo "$$raw/1048576" | bc -l) $$(echo "$$gz/1048576" | bc -l) $$(echo "$(WASM_GZ_LIMIT)/1048576" | bc -l)
+	[ $$gz -le $(WASM_GZ_LIMIT) ] || { echo "the gzipped .wasm is over the limit"; exit 1; }
+
+native-test:
+	cargo test --release --locked
+
+lab:
+	cargo build --release --locked --bin lab
+
+browser-test:
+	node --test --test-concurrency=1 tests/browser/
+
+results:
+	target/release/lab eval mnist

@@ -1,0 +1,378 @@
+//! The work behind each `lab` subcommand; everything numeric lives in the library.
+
+use advlab::attacks::{Goal, ModelTarget, Observer, Progress};
+use advlab::data::{load_splits, Dataset};
+use advlab::evaluate::{first_correct, random_targets, rounded_success, summarise, AttackOptions, AttackSpec};
+use advlab::inference;
+use advlab::models::{load_model, Classifier, DatasetKind, ModelManifest};
+use advlab::preprocess;
+use advlab::samples::SamplePack;
+use advlab::train::{self, TrainOptions};
+use burn::prelude::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub type Res = Result<(), String>;
+
+/// The device native runs use: Vulkan through wgpu when built with `--features gpu`, else
+/// burn's Flex CPU backend.
+pub fn device() -> Device {
+    #[cfg(feature = "gpu")]
+    {
+        return Device::vulkan(Default::default());
+    }
+    #[allow(unreachable_code)]
+    Device::flex()
+}
+
+fn dataset(name: &str) -> Result<DatasetKind, String> {
+    DatasetKind::parse(name)
+}
+
+fn data_dir(kind: DatasetKind, data: Option<PathBuf>) -> PathBuf {
+    data.unwrap_or_else(|| PathBuf::from("../shared/data").join(kind.name()))
+}
+
+pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The committed model of a data set, checked against its manifest.
+pub fn committed_model(kind: DatasetKind, models: &Path, device: &Device) -> Result<(ModelManifest, Classifier), String> {
+    let mpath = models.join(format!("{}.json", kind.name()));
+    let text = std::fs::read_to_string(&mpath)
+        .map_err(|e| format!("{}: {e} (train it first: lab train {})", mpath.display(), kind.name()))?;
+    let manifest = ModelManifest::parse(&text).map_err(|e| format!("{}: {e}", mpath.display()))?;
+    let wpath = models.join(&manifest.weights);
+    let model = load_model(&manifest, &read(&wpath)?, device).map_err(|e| format!("{}: {e}", wpath.display()))?;
+    Ok((manifest, model))
+}
+
+pub fn sample_pack(kind: DatasetKind, models: &Path) -> Result<(SamplePack, Dataset), String> {
+    let jpath = models.join(format!("{}-samples.json", kind.name()));
+    let pack = SamplePack::parse(&std::fs::read_to_string(&jpath).map_err(|e| format!("{}: {e}", jpath.display()))?)?;
+    let data = pack.dataset(&read(&models.join(&pack.file))?)?;
+    Ok((pack, data))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    name: &str,
+    data: Option<PathBuf>,
+    epochs: Option<usize>,
+    batch_size: Option<usize>,
+    learning_rate: Option<f64>,
+    seed: Option<u64>,
+    models: &Path,
+    checkpoint: Option<PathBuf>,
+    limit: Option<usize>,
+) -> Res {
+    let kind = dataset(name)?;
+    let mut options = TrainOptions::defaults(kind);
+    options.epochs = epochs.unwrap_or(options.epochs);
+    options.batch_size = batch_size.unwrap_or(options.batch_size);
+    options.learning_rate = learning_rate.unwrap_or(options.learning_rate);
+    options.seed = seed.unwrap_or(options.seed);
+    let dir = data_dir(kind, data.clone());
+    eprintln!("reading {} from {}", kind.name(), dir.display());
+    let mut splits = load_splits(kind, &dir).map_err(|e| e.to_string())?;
+    if let Some(n) = limit {
+        splits.train = splits.train.take(n);
+    }
+    eprintln!("{} training images, {} test images", splits.train.len(), splits.test.len());
+    let checkpoint = checkpoint.unwrap_or_else(|| models.join("checkpoints").join(format!("{}.ckpt", kind.name())));
+    let log_path = checkpoint.with_file_name(format!("{}-train.log", kind.name()));
+    let mut log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).ok();
+    let mut log = |line: &str| {
+        eprintln!("{line}");
+        if let Some(f) = log_file.as_mut() {
+            let _ = writeln!(f, "{line}");
+        }
+    };
+    log(&format!("lab train {} {:?}", kind.name(), options));
+    let device = device();
+    let outcome = train::train(kind, &splits, &options, &checkpoint, &device, &mut log)?;
+    let manifest = train::publish(models, kind, &outcome, splits.test.len())?;
+    log(&format!(
+        "published {}/{} ({} parameters, sha256 {}): test accuracy {:.4} on {} images after {} epochs, {:.0} s",
+        models.display(),
+        manifest.weights,
+        manifest.parameters,
+        manifest.sha256,
+        manifest.test_accuracy,
+        manifest.test_images,
+        manifest.training.epochs,
+        manifest.training.seconds
+    ));
+    write_samples(kind, &splits.test, 100, models, &outcome.model, &device)
+}
+
+fn write_samples(kind: DatasetKind, test: &Dataset, count: usize, models: &Path, model: &Classifier, device: &Device) -> Res {
+    let pack_data = test.take(count);
+    let predicted = pollster::block_on(inference::predict_dataset(model, &pack_data, 100, device))?;
+    let file = format!("{}-samples.bin", kind.name());
+    let pack = SamplePack {
+        dataset: kind,
+        count: pack_data.len(),
+        shape: kind.shape().dims(),
+        labels: pack_data.labels.clone(),
+        file: file.clone(),
+        predicted: predicted.iter().map(|&p| p as u8).collect(),
+        source: format!("the first {} images of the {} test set", pack_data.len(), kind.name()),
+    };
+    std::fs::write(models.join(&file), &pack_data.images).map_err(|e| e.to_string())?;
+    let jpath = models.join(format!("{}-samples.json", kind.name()));
+    std::fs::write(&jpath, serde_json::to_string(&pack).unwrap() + "\n").map_err(|e| e.to_string())?;
+    eprintln!("wrote {} ({} images)", jpath.display(), pack.count);
+    Ok(())
+}
+
+pub fn samples(name: &str, data: Option<PathBuf>, count: usize, models: &Path) -> Res {
+    let kind = dataset(name)?;
+    let device = device();
+    let (_, model) = committed_model(kind, models, &device)?;
+    let splits = load_splits(kind, &data_dir(kind, data)).map_err(|e| e.to_string())?;
+    write_samples(kind, &splits.test, count, models, &model, &device)
+}
+
+/// Decodes an image file natively into RGBA, with the same checks the page makes.
+pub fn decode_image_file(path: &Path) -> Result<(Vec<u8>, usize, usize), String> {
+    let bytes = read(path)?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut reader = reader;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| format!("{}: not a decodable image: {e}", path.display()))?;
+    let rgba = img.to_rgba8();
+    Ok((rgba.as_raw().clone(), img.width() as usize, img.height() as usize))
+}
+
+pub fn predict(name: &str, sample: Option<usize>, image: Option<PathBuf>, json: bool, models: &Path) -> Res {
+    let kind = dataset(name)?;
+    let device = device();
+    let (manifest, model) = committed_model(kind, models, &device)?;
+    let (pixels, label) = match (sample, image) {
+        (Some(i), None) => {
+            let (_, data) = sample_pack(kind, models)?;
+            if i >= data.len() {
+                return Err(format!("sample {i} does not exist: the pack has {} images", data.len()));
+            }
+            (data.image_f32(i), Some(data.labels[i]))
+        }
+        (None, Some(path)) => {
+            let (rgba, w, h) = decode_image_file(&path)?;
+            (preprocess::prepare(kind, &rgba, w, h)?, None)
+        }
+        _ => return Err("give exactly one of --sample N or --image FILE".into()),
+    };
+    let x = inference::to_tensor(&pixels, kind.shape(), &device);
+    let probs = pollster::block_on(inference::probabilities(&model, x))?;
+    let predicted = inference::argmax_rows(&probs, probs.len())[0];
+    if json {
+        println!("{}", serde_json::json!({ "label": label, "predicted": predicted, "class": manifest.classes[predicted], "probabilities": probs }));
+    } else {
+        if let Some(l) = label {
+            println!("label: {} ({})", l, manifest.classes[l as usize]);
+        }
+        println!("predicted: {} ({})", predicted, manifest.classes[predicted]);
+        for (c, p) in probs.iter().enumerate() {
+            println!("  {:>10} {:.6} {}", manifest.classes[c], p, "#".repeat((p * 40.0).round() as usize));
+        }
+    }
+    Ok(())
+}
+
+pub fn eval(name: &str, data: Option<PathBuf>, models: &Path, limit: Option<usize>) -> Res {
+    let kind = dataset(name)?;
+    let device = device();
+    let (manifest, model) = committed_model(kind, models, &device)?;
+    let splits = load_splits(kind, &data_dir(kind, data)).map_err(|e| e.to_string())?;
+    let test = limit.map(|n| splits.test.take(n)).unwrap_or(splits.test);
+    let start = Instant::now();
+    let acc = pollster::block_on(inference::accuracy(&model, &test, 500, &device))?;
+    println!(
+        "{}: test accuracy {:.4} on {} images ({:.1} s; manifest says {:.4})",
+        kind.name(),
+        acc,
+        test.len(),
+        start.elapsed().as_secs_f64(),
+        manifest.test_accuracy
+    );
+    Ok(())
+}
+
+pub fn bench(name: &str, batch: usize, iterations: usize) -> Res {
+    let kind = dataset(name)?;
+    let device = device();
+    let config = kind.architecture();
+    let shape = kind.shape();
+    let pixels: Vec<f32> = (0..batch * shape.len()).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+    let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
+    let model = config.init(&device);
+    let run = |f: &mut dyn FnMut()| {
+        f();
+        let start = Instant::now();
+        for _ in 0..iterations {
+            f();
+        }
+        (batch * iterations) as f64 / start.elapsed().as_secs_f64()
+    };
+    let inf = run(&mut || {
+        let _ = pollster::block_on(inference::read_f32(model.forward(inference::to_tensor(&pixels, shape, &device))));
+    });
+    let ad = device.clone().autodiff();
+    let tmodel = config.init(&ad);
+    let tr = run(&mut || {
+        let loss = train::cross_entropy(tmodel.forward(inference::to_tensor(&pixels, shape, &ad)), &labels);
+        let _ = loss.backward();
+    });
+    println!("{} net, batch {batch}, {iterations} iterations, {:?}:", kind.name(), device);
+    println!("  inference            {inf:8.1} images/s");
+    println!("  training fwd+bwd     {tr:8.1} images/s");
+    Ok(())
+}
+
+pub struct AttackArgs {
+    pub dataset: String,
+    pub attack: String,
+    pub count: usize,
+    pub targeted: bool,
+    pub seed: u64,
+    pub epsilon: Option<f32>,
+    pub step_size: Option<f32>,
+    pub steps: Option<usize>,
+    pub binary_search_steps: Option<usize>,
+    pub initial_const: Option<f64>,
+    pub confidence: Option<f32>,
+    pub learning_rate: Option<f64>,
+    pub random_start: bool,
+    pub batch_size: usize,
+    pub data: Option<PathBuf>,
+    pub models: PathBuf,
+    pub png: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+}
+
+/// Builds the attack's parameters from the command line over each attack's defaults.
+pub fn attack_spec(a: &AttackArgs) -> Result<AttackSpec, String> {
+    let options = AttackOptions {
+        epsilon: a.epsilon,
+        step_size: a.step_size,
+        steps: a.steps,
+        binary_search_steps: a.binary_search_steps,
+        initial_const: a.initial_const,
+        confidence: a.confidence,
+        learning_rate: a.learning_rate,
+        random_start: Some(a.random_start),
+    };
+    AttackSpec::build(&a.attack, &options)
+}
+
+/// A progress bar for attacks: a line every few steps.
+struct Bar {
+    label: String,
+    every: usize,
+}
+
+impl Observer for Bar {
+    fn due(&mut self, step: usize) -> bool {
+        step % self.every == 0
+    }
+    async fn report(&mut self, p: Progress) -> bool {
+        let frac = p.step as f64 / p.total_steps.max(1) as f64;
+        let filled = (frac * 30.0) as usize;
+        eprint!(
+            "\r{} [{}{}] step {}/{} round {} loss {:.4} L2 {:.3} best {:.3} adversarial {}   ",
+            self.label,
+            "#".repeat(filled.min(30)),
+            "-".repeat(30 - filled.min(30)),
+            p.step,
+            p.total_steps,
+            p.round,
+            p.loss,
+            p.l2,
+            p.best_l2,
+            p.successes
+        );
+        let _ = std::io::stderr().flush();
+        true
+    }
+}
+
+pub fn attack(a: AttackArgs) -> Res {
+    let kind = dataset(&a.dataset)?;
+    let spec = attack_spec(&a)?;
+    let device = device();
+    let (manifest, model) = committed_model(kind, &a.models, &device)?;
+    let ad = device.clone().autodiff();
+    let (_, grad_model) = committed_model(kind, &a.models, &ad)?;
+    let grad_model = grad_model.freeze();
+    let test = match load_splits(kind, &data_dir(kind, a.data.clone())) {
+        Ok(s) => s.test,
+        Err(e) => {
+            eprintln!("{e}; using the sample pack instead");
+            sample_pack(kind, &a.models)?.1
+        }
+    };
+    let chosen = pollster::block_on(first_correct(&model, &test, a.count, &device))?;
+    eprintln!("{}: attacking the first {} correctly classified test images with {}", kind.name(), chosen.len(), spec.name());
+    let target = ModelTarget { grad_model: &grad_model, model: &model };
+    let start = Instant::now();
+    let (mut outputs, mut rounded) = (Vec::new(), Vec::new());
+    let mut all_images = Vec::new();
+    for (b, batch) in chosen.chunks(a.batch_size).enumerate() {
+        let sub = Dataset {
+            shape: test.shape,
+            images: batch.iter().flat_map(|&i| test.image(i).to_vec()).collect(),
+            labels: batch.iter().map(|&i| test.labels[i]).collect(),
+        };
+        let labels: Vec<usize> = sub.labels.iter().map(|&l| l as usize).collect();
+        let goal = if a.targeted {
+            let targets = random_targets(&labels, 10, a.seed.wrapping_add(b as u64));
+            Goal::targeted(labels, targets, 10)
+        } else {
+            Goal::untargeted(labels, 10)
+        };
+        let x = inference::dataset_tensor(&sub, 0, sub.len(), &device);
+        let mut bar = Bar { label: format!("batch {}", b + 1), every: 50 };
+        let out = pollster::block_on(spec.run(&target, x, &goal, &mut bar))?;
+        eprintln!();
+        rounded.extend(pollster::block_on(rounded_success(&target, &out, &goal, test.shape, &device))?);
+        all_images.extend(batch.iter().zip(out.success.iter()).enumerate().map(|(k, (&i, &s))| (i, s, out.images[k * test.shape.len()..(k + 1) * test.shape.len()].to_vec(), out.predicted[k])));
+        outputs.push(out);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let record = summarise(kind.name(), &manifest.weights, &spec, a.targeted, &outputs, &rounded, seconds);
+    println!("{} on {} ({}), {} images:", spec.name(), kind.name(), if a.targeted { "targeted, random other class" } else { "untargeted" }, record.images);
+    println!("  success rate          {:.1}%", 100.0 * record.success_rate);
+    println!("  mean L2               {:.4}", record.mean_l2);
+    println!("  median L2             {:.4}", record.median_l2);
+    println!("  mean L-inf            {:.4}", record.mean_linf);
+    println!("  adversarial as 8-bit  {:.1}%", 100.0 * record.rounded_success_rate);
+    println!("  time                  {:.1} s", seconds);
+    if let Some(dir) = &a.png {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (i, ok, img, pred) in &all_images {
+            if *ok {
+                let path = dir.join(format!("{i:05}-label{}-adv{}.png", test.labels[*i], pred));
+                write_png(&path, img, test.shape)?;
+            }
+        }
+        eprintln!("wrote the adversarial examples to {}", dir.display());
+    }
+    if let Some(path) = &a.json {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(f, "{}", serde_json::to_string(&record).unwrap()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub fn write_png(path: &Path, pixels: &[f32], shape: advlab::data::ImageShape) -> Res {
+    let rgba = preprocess::to_rgba(pixels, shape);
+    let img = image::RgbaImage::from_raw(shape.width as u32, shape.height as u32, rgba).ok_or("bad image size")?;
+    img.save(path).map_err(|e| format!("{}: {e}", path.display()))
+}

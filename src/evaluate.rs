@@ -1,0 +1,197 @@
+//! Measuring attacks the way papers report them: on the first N correctly classified test
+//! images, success rate and L2 / L-infinity distortion of the successful examples, and how many
+//! stay adversarial once rounded to 8-bit pixels (what a PNG holds).
+
+use crate::attacks::{self, AttackOutput, AttackTarget, CwParams, FgsmParams, Goal, Observer, PgdParams};
+use crate::data::Dataset;
+use crate::inference::{self, read_f32};
+use crate::models::Classifier;
+use crate::preprocess::quantize_8bit;
+use burn::prelude::*;
+use rand::{Rng, SeedableRng};
+
+/// Which attack, with its parameters (foolbox / ART names).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "attack", rename_all = "lowercase")]
+pub enum AttackSpec {
+    Fgsm(FgsmParams),
+    Pgd(PgdParams),
+    Cw(CwParams),
+}
+
+/// Parameters as a person gives them (command line, page): anything left out takes the
+/// attack's default.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct AttackOptions {
+    pub epsilon: Option<f32>,
+    pub step_size: Option<f32>,
+    pub steps: Option<usize>,
+    pub binary_search_steps: Option<usize>,
+    pub initial_const: Option<f64>,
+    pub confidence: Option<f32>,
+    pub learning_rate: Option<f64>,
+    pub random_start: Option<bool>,
+}
+
+impl AttackSpec {
+    /// `name` is cw, fgsm or pgd.
+    pub fn build(name: &str, o: &AttackOptions) -> Result<Self, String> {
+        let positive = |what: &str, v: f64| if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{what} must be a positive number, got {v}")) };
+        let spec = match name.to_ascii_lowercase().as_str() {
+            "fgsm" => AttackSpec::Fgsm(FgsmParams { epsilon: o.epsilon.unwrap_or(0.3) }),
+            "pgd" => {
+                let d = PgdParams::default();
+                let epsilon = o.epsilon.unwrap_or(d.epsilon);
+                AttackSpec::Pgd(PgdParams {
+                    epsilon,
+                    // Steps of a quarter of epsilon unless given: 40 steps cross the ball ten times.
+                    step_size: o.step_size.unwrap_or(epsilon / 4.0),
+                    steps: o.steps.unwrap_or(d.steps),
+                    random_start: o.random_start.unwrap_or(d.random_start),
+                })
+            }
+            "cw" | "cw-l2" | "cwl2" | "cw_l2" => {
+                let d = CwParams::default();
+                AttackSpec::Cw(CwParams {
+                    steps: o.steps.unwrap_or(d.steps),
+                    binary_search_steps: o.binary_search_steps.unwrap_or(d.binary_search_steps),
+                    initial_const: o.initial_const.unwrap_or(d.initial_const),
+                    confidence: o.confidence.unwrap_or(d.confidence),
+                    learning_rate: o.learning_rate.unwrap_or(d.learning_rate),
+                    abort_early: true,
+                })
+            }
+            other => return Err(format!("unknown attack '{other}' (expected cw, fgsm or pgd)")),
+        };
+        match &spec {
+            AttackSpec::Fgsm(p) => positive("epsilon", p.epsilon as f64)?,
+            AttackSpec::Pgd(p) => {
+                positive("epsilon", p.epsilon as f64)?;
+                positive("step_size", p.step_size as f64)?;
+                positive("steps", p.steps as f64)?;
+            }
+            AttackSpec::Cw(p) => {
+                positive("steps", p.steps as f64)?;
+                positive("binary_search_steps", p.binary_search_steps as f64)?;
+                positive("initial_const", p.initial_const)?;
+                positive("learning_rate", p.learning_rate)?;
+                if !(p.confidence >= 0.0) {
+                    return Err(format!("confidence must be 0 or more, got {}", p.confidence));
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            AttackSpec::Fgsm(p) => format!("FGSM eps={}", p.epsilon),
+            AttackSpec::Pgd(p) => format!("PGD eps={} ({} steps of {})", p.epsilon, p.steps, p.step_size),
+            AttackSpec::Cw(p) => format!(
+                "CW-L2 (steps {}, binary_search_steps {}, confidence {})",
+                p.steps, p.binary_search_steps, p.confidence
+            ),
+        }
+    }
+
+    pub async fn run<O: Observer>(&self, target: &dyn AttackTarget, images: Tensor<4>, goal: &Goal, observer: &mut O) -> Result<AttackOutput, String> {
+        match self {
+            AttackSpec::Fgsm(p) => attacks::gradient::fgsm(target, images, goal, p, observer).await,
+            AttackSpec::Pgd(p) => attacks::gradient::pgd(target, images, goal, p, observer).await,
+            AttackSpec::Cw(p) => attacks::cw::cw_l2(target, images, goal, p, observer).await,
+        }
+    }
+}
+
+/// Indices of the first `count` test images the model classifies correctly.
+pub async fn first_correct(model: &Classifier, data: &Dataset, count: usize, device: &Device) -> Result<Vec<usize>, String> {
+    let mut chosen = Vec::new();
+    let mut start = 0;
+    while chosen.len() < count && start < data.len() {
+        let end = (start + 200).min(data.len());
+        let predicted = inference::predict_dataset(model, &data.slice(start, end), 200, device).await?;
+        for (i, p) in predicted.iter().enumerate() {
+            if *p == data.labels[start + i] as usize && chosen.len() < count {
+                chosen.push(start + i);
+            }
+        }
+        start = end;
+    }
+    Ok(chosen)
+}
+
+/// A random class other than each label (seeded), as in C&W's targeted evaluation.
+pub fn random_targets(labels: &[usize], classes: usize, seed: u64) -> Vec<usize> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    labels.iter().map(|&l| (l + 1 + rng.random_range(0..classes - 1)) % classes).collect()
+}
+
+/// The figures of one attack run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AttackRecord {
+    pub dataset: String,
+    pub model: String,
+    pub attack: AttackSpec,
+    pub targeted: bool,
+    pub images: usize,
+    pub success_rate: f64,
+    pub mean_l2: f64,
+    pub median_l2: f64,
+    pub mean_linf: f64,
+    /// Fraction of all images whose 8-bit rounded example still fools the system.
+    pub rounded_success_rate: f64,
+    pub seconds: f64,
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.len() % 2 == 1 { s[s.len() / 2] } else { (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0 }
+}
+
+/// Does the system still do what the goal asks on the 8-bit rounded examples?
+pub async fn rounded_success(target: &dyn AttackTarget, out: &AttackOutput, goal: &Goal, shape: crate::data::ImageShape, device: &Device) -> Result<Vec<bool>, String> {
+    let x = inference::to_tensor(&quantize_8bit(&out.images), shape, device);
+    let ok = attacks::succeeded(target, x, goal.onehot(device), goal.is_targeted(), 0.0);
+    let ok = read_f32(ok.float()).await?;
+    Ok(ok.iter().zip(&out.success).map(|(v, s)| *s && *v > 0.5).collect())
+}
+
+/// Summarises outputs (possibly from several batches) into a record.
+pub fn summarise(
+    dataset: &str,
+    model: &str,
+    spec: &AttackSpec,
+    targeted: bool,
+    outputs: &[AttackOutput],
+    rounded: &[bool],
+    seconds: f64,
+) -> AttackRecord {
+    let success: Vec<bool> = outputs.iter().flat_map(|o| o.success.clone()).collect();
+    let pick = |f: &dyn Fn(&AttackOutput) -> &Vec<f32>| -> Vec<f64> {
+        outputs.iter().flat_map(|o| f(o).iter().zip(&o.success).filter(|(_, s)| **s).map(|(v, _)| *v as f64).collect::<Vec<_>>()).collect()
+    };
+    let l2 = pick(&|o| &o.l2);
+    let li = pick(&|o| &o.linf);
+    let n = success.len().max(1) as f64;
+    AttackRecord {
+        dataset: dataset.into(),
+        model: model.into(),
+        attack: spec.clone(),
+        targeted,
+        images: success.len(),
+        success_rate: success.iter().filter(|s| **s).count() as f64 / n,
+        mean_l2: mean(&l2),
+        median_l2: median(&l2),
+        mean_linf: mean(&li),
+        rounded_success_rate: rounded.iter().filter(|s| **s).count() as f64 / n,
+        seconds,
+    }
+}

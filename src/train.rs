@@ -1,0 +1,297 @@
+//! Training the classifiers natively: Adam, cross-entropy, cosine learning-rate decay, optional
+//! light augmentation (CIFAR-10: random crops with 4 pixels of zero padding, horizontal flips),
+//! a progress bar, and a checkpoint after every epoch (one file, overwritten) so an interrupted
+//! run resumes where it stopped.
+
+use crate::data::{Dataset, Splits};
+use crate::inference;
+use crate::models::manifest::{decode_weights, encode_weights, sha256_hex, ModelManifest, TrainingRecord};
+use crate::models::{Classifier, ClassifierConfig, DatasetKind};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::Bytes;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub augment: bool,
+}
+
+impl TrainOptions {
+    /// What reaches the targets on a 2-core CPU in reasonable time.
+    pub fn defaults(dataset: DatasetKind) -> Self {
+        match dataset {
+            DatasetKind::Mnist => TrainOptions { epochs: 10, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: false },
+            DatasetKind::Cifar10 => TrainOptions { epochs: 30, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: true },
+        }
+    }
+}
+
+/// Cross-entropy of logits against integer labels, averaged over the batch.
+pub fn cross_entropy(logits: Tensor<2>, labels: &[u8]) -> Tensor<1> {
+    let classes = logits.dims()[1];
+    let goal = crate::attacks::Goal::untargeted(labels.iter().map(|&l| l as usize).collect(), classes);
+    crate::attacks::losses::cross_entropy(logits.clone(), goal.onehot(&logits.device())).mean()
+}
+
+/// A training batch as floats, augmented when asked: a random shift of up to 4 pixels (a crop
+/// of the zero-padded image) and a horizontal flip with probability 1/2.
+pub fn batch_pixels(data: &Dataset, indices: &[usize], augment: bool, rng: &mut StdRng) -> Vec<f32> {
+    let s = data.shape;
+    let plane = s.height * s.width;
+    let mut out = vec![0f32; indices.len() * s.len()];
+    for (b, &i) in indices.iter().enumerate() {
+        let img = data.image(i);
+        let dst = &mut out[b * s.len()..(b + 1) * s.len()];
+        if !augment {
+            for (d, &p) in dst.iter_mut().zip(img) {
+                *d = p as f32 / 255.0;
+            }
+            continue;
+        }
+        let (dx, dy): (i64, i64) = (rng.random_range(-4..=4), rng.random_range(-4..=4));
+        let flip = rng.random_bool(0.5);
+        for c in 0..s.channels {
+            for y in 0..s.height {
+                let sy = y as i64 + dy;
+                if sy < 0 || sy >= s.height as i64 {
+                    continue;
+                }
+                for x in 0..s.width {
+                    let xx = if flip { s.width - 1 - x } else { x };
+                    let sx = xx as i64 + dx;
+                    if sx < 0 || sx >= s.width as i64 {
+                        continue;
+                    }
+                    dst[c * plane + y * s.width + x] = img[c * plane + sy as usize * s.width + sx as usize] as f32 / 255.0;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Cosine decay from `lr` to 0 over `total` steps.
+pub fn cosine_lr(lr: f64, step: usize, total: usize) -> f64 {
+    lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos())
+}
+
+/// What a checkpoint holds besides the weights and the optimizer state.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    pub dataset: DatasetKind,
+    pub options: TrainOptions,
+    pub epochs_done: usize,
+    pub seconds: f64,
+    pub images_seen: usize,
+    pub accuracy_per_epoch: Vec<f64>,
+}
+
+const CKPT_MAGIC: &[u8; 8] = b"ADVCKPT1";
+
+fn write_section(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend((bytes.len() as u64).to_le_bytes());
+    out.extend(bytes);
+}
+
+fn read_section<'a>(bytes: &'a [u8], at: &mut usize, path: &Path) -> Result<&'a [u8], String> {
+    let bad = || format!("{}: checkpoint is truncated or corrupted", path.display());
+    let len = u64::from_le_bytes(bytes.get(*at..*at + 8).ok_or_else(bad)?.try_into().unwrap()) as usize;
+    let s = bytes.get(*at + 8..*at + 8 + len).ok_or_else(bad)?;
+    *at += 8 + len;
+    Ok(s)
+}
+
+/// Writes the checkpoint atomically (temporary file, then rename): a run killed while writing
+/// leaves the previous checkpoint intact.
+pub fn save_checkpoint(path: &Path, meta: &CheckpointMeta, model: &Classifier, optim: &ModuleOptimizer) -> Result<(), String> {
+    let mut out = CKPT_MAGIC.to_vec();
+    write_section(&mut out, serde_json::to_string(meta).unwrap().as_bytes());
+    write_section(&mut out, &encode_weights(model).map_err(|e| e.to_string())?);
+    let optim_bytes = optim.into_bytes().map_err(|e| format!("cannot serialise the optimizer: {e:?}"))?;
+    write_section(&mut out, &optim_bytes);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("ckpt.tmp");
+    std::fs::write(&tmp, &out).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn load_checkpoint(
+    path: &Path,
+    config: &ClassifierConfig,
+    device: &Device,
+) -> Result<(CheckpointMeta, Classifier, ModuleOptimizer), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() < 8 || &bytes[..8] != CKPT_MAGIC {
+        return Err(format!("{}: not a checkpoint of this lab", path.display()));
+    }
+    let mut at = 8;
+    let meta: CheckpointMeta = serde_json::from_slice(read_section(&bytes, &mut at, path)?)
+        .map_err(|e| format!("{}: checkpoint header: {e}", path.display()))?;
+    let model = decode_weights(config, read_section(&bytes, &mut at, path)?, device).map_err(|e| format!("{}: {e}", path.display()))?;
+    let optim_bytes = read_section(&bytes, &mut at, path)?.to_vec();
+    let optim = AdamConfig::new()
+        .init()
+        .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+        .map_err(|e| format!("{}: optimizer state: {e:?}", path.display()))?;
+    Ok((meta, model, optim))
+}
+
+/// A one-line progress bar on stderr.
+fn progress(epoch: usize, epochs: usize, done: usize, total: usize, loss: f64, rate: f64) {
+    let width = 30;
+    let filled = width * done / total.max(1);
+    let eta = (total - done) as f64 / rate.max(1e-9);
+    eprint!(
+        "\repoch {}/{} [{}{}] {}/{} loss {:.4} {:.0} img/s eta {:.0}s   ",
+        epoch,
+        epochs,
+        "#".repeat(filled),
+        "-".repeat(width - filled),
+        done,
+        total,
+        loss,
+        rate,
+        eta
+    );
+    let _ = std::io::stderr().flush();
+}
+
+pub struct TrainOutcome {
+    pub model: Classifier,
+    pub meta: CheckpointMeta,
+}
+
+/// Trains (or resumes) and returns the model in inference mode with its history.
+/// `log` gets one line per epoch (the training log committed beside the checkpoint).
+pub fn train(
+    dataset: DatasetKind,
+    splits: &Splits,
+    options: &TrainOptions,
+    checkpoint: &Path,
+    device: &Device,
+    log: &mut dyn FnMut(&str),
+) -> Result<TrainOutcome, String> {
+    let config = dataset.architecture();
+    let train_device = device.clone().autodiff();
+    let (mut meta, mut model, mut optim) = if checkpoint.exists() {
+        let (meta, model, optim) = load_checkpoint(checkpoint, &config, &train_device)?;
+        if meta.dataset != dataset || meta.options != *options {
+            return Err(format!(
+                "{}: checkpoint was made with other settings ({:?}); remove it or pass the same options",
+                checkpoint.display(),
+                meta.options
+            ));
+        }
+        log(&format!("resuming from {} after epoch {}", checkpoint.display(), meta.epochs_done));
+        (meta, model.train(), optim)
+    } else {
+        train_device.seed(options.seed);
+        let meta = CheckpointMeta {
+            dataset,
+            options: options.clone(),
+            epochs_done: 0,
+            seconds: 0.0,
+            images_seen: 0,
+            accuracy_per_epoch: Vec::new(),
+        };
+        (meta, config.init(&train_device), AdamConfig::new().init())
+    };
+    let train = &splits.train;
+    let batches = train.len().div_ceil(options.batch_size);
+    let total_steps = batches * options.epochs;
+    while meta.epochs_done < options.epochs {
+        let epoch = meta.epochs_done;
+        // Seeded per epoch, so a resumed run shuffles as the uninterrupted one would have.
+        let mut rng = StdRng::seed_from_u64(options.seed.wrapping_mul(1000).wrapping_add(epoch as u64));
+        train_device.seed(options.seed.wrapping_mul(7919).wrapping_add(epoch as u64));
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut rng);
+        let start = Instant::now();
+        let mut loss_sum = 0.0;
+        for (b, indices) in order.chunks(options.batch_size).enumerate() {
+            let pixels = batch_pixels(train, indices, options.augment, &mut rng);
+            let labels: Vec<u8> = indices.iter().map(|&i| train.labels[i]).collect();
+            let x = inference::to_tensor(&pixels, train.shape, &train_device);
+            let loss = cross_entropy(model.forward(x), &labels);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let lr = cosine_lr(options.learning_rate, epoch * batches + b, total_steps);
+            model = optim.step(lr, model, grads);
+            if b % 20 == 0 || b + 1 == batches {
+                loss_sum = 0.9 * loss_sum + 0.1 * loss.clone().into_scalar::<f32>() as f64;
+                let corrected = loss_sum / (1.0 - 0.9f64.powi((b / 20 + 1) as i32));
+                let done = (b + 1) * options.batch_size;
+                progress(epoch + 1, options.epochs, done.min(train.len()), train.len(), corrected, done as f64 / start.elapsed().as_secs_f64());
+            }
+        }
+        eprintln!();
+        let seconds = start.elapsed().as_secs_f64();
+        let accuracy = pollster::block_on(inference::accuracy(&model.valid(), &splits.test, 500, device))?;
+        meta.epochs_done += 1;
+        meta.seconds += seconds;
+        meta.images_seen += train.len();
+        meta.accuracy_per_epoch.push(accuracy);
+        save_checkpoint(checkpoint, &meta, &model, &optim)?;
+        log(&format!(
+            "epoch {}/{}: test accuracy {:.4} on {} images, {:.0} s, {:.0} training images/s; checkpoint {}",
+            meta.epochs_done,
+            options.epochs,
+            accuracy,
+            splits.test.len(),
+            seconds,
+            train.len() as f64 / seconds,
+            checkpoint.display()
+        ));
+    }
+    Ok(TrainOutcome { model: model.valid(), meta })
+}
+
+/// Writes `<dir>/<dataset>.safetensors` and its manifest; returns the manifest.
+pub fn publish(dir: &Path, dataset: DatasetKind, outcome: &TrainOutcome, test_images: usize) -> Result<ModelManifest, String> {
+    let config = dataset.architecture();
+    let bytes = encode_weights(&outcome.model).map_err(|e| e.to_string())?;
+    let weights = format!("{}.safetensors", dataset.name());
+    let meta = &outcome.meta;
+    let manifest = ModelManifest {
+        dataset,
+        architecture: config.describe(),
+        config: config.clone(),
+        classes: dataset.class_names().iter().map(|s| s.to_string()).collect(),
+        input: dataset.shape().dims(),
+        weights: weights.clone(),
+        sha256: sha256_hex(&bytes),
+        bytes: bytes.len(),
+        parameters: outcome.model.num_params(),
+        test_accuracy: *meta.accuracy_per_epoch.last().unwrap_or(&0.0),
+        test_images,
+        training: TrainingRecord {
+            epochs: meta.epochs_done,
+            batch_size: meta.options.batch_size,
+            optimizer: "Adam (beta1 0.9, beta2 0.999, eps 1e-5)".into(),
+            learning_rate: meta.options.learning_rate,
+            schedule: "cosine decay to 0 over all steps".into(),
+            augmentation: if meta.options.augment { "random shift up to 4 px (zero padding) + horizontal flip".into() } else { "none".into() },
+            seed: meta.options.seed,
+            seconds: meta.seconds,
+            images_per_second: meta.images_seen as f64 / meta.seconds.max(1e-9),
+            accuracy_per_epoch: meta.accuracy_per_epoch.clone(),
+        },
+    };
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let wpath: PathBuf = dir.join(&weights);
+    std::fs::write(&wpath, &bytes).map_err(|e| format!("{}: {e}", wpath.display()))?;
+    let mpath = dir.join(format!("{}.json", dataset.name()));
+    std::fs::write(&mpath, manifest.to_json() + "\n").map_err(|e| format!("{}: {e}", mpath.display()))?;
+    Ok(manifest)
+}

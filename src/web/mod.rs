@@ -1,0 +1,217 @@
+//! The only file that touches wasm-bindgen: converts types and errors between JavaScript and
+//! the library. Runs inside a module Web Worker (web/worker.js); every call returns a Result so
+//! a failure becomes a JS exception with a message, never a panic that kills the instance.
+
+use crate::attacks::{Goal, ModelTarget, Observer, Progress};
+use crate::evaluate::{AttackOptions, AttackSpec};
+use crate::models::{load_model, Classifier, DatasetKind, ModelManifest};
+use crate::{inference, preprocess};
+use burn::prelude::*;
+use js_sys::{Float32Array, Uint8Array};
+use std::collections::HashMap;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// A loaded classifier: plain for predictions, frozen on the autodiff device for attacks.
+pub(crate) struct LoadedModel {
+    pub manifest: ModelManifest,
+    pub model: Classifier,
+    pub attack_model: Classifier,
+}
+
+#[wasm_bindgen]
+pub struct Lab {
+    device: Device,
+    backend: String,
+    note: String,
+    models: HashMap<DatasetKind, LoadedModel>,
+}
+
+fn dataset(name: &str) -> Result<DatasetKind, JsError> {
+    DatasetKind::parse(name).map_err(js_err)
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// Starts the compute device: WebGPU when asked for and available, else burn's Flex CPU
+    /// backend inside wasm. A missing adapter is not an error: the note says why.
+    pub async fn create(prefer_webgpu: bool) -> Result<Lab, JsError> {
+        let (device, backend, note) = if prefer_webgpu {
+            match Device::wgpu_options().graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu).init_async().await {
+                Ok(d) => (d, "webgpu", "WebGPU adapter of this browser".to_string()),
+                Err(e) => (Device::flex(), "cpu", format!("WebGPU is not available ({e:?}); running on the CPU inside WebAssembly")),
+            }
+        } else {
+            (Device::flex(), "cpu", "WebGPU was not requested; running on the CPU inside WebAssembly".to_string())
+        };
+        Ok(Lab { device, backend: backend.into(), note, models: HashMap::new() })
+    }
+
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    pub fn backend_note(&self) -> String {
+        self.note.clone()
+    }
+
+    /// Checks the weights against the manifest (sha256, tensor shapes) and keeps the model.
+    /// Returns {dataset, classes, input}.
+    pub fn load_model(&mut self, manifest_json: &str, weights: &[u8]) -> Result<JsValue, JsError> {
+        let manifest = ModelManifest::parse(manifest_json).map_err(js_err)?;
+        let model = load_model(&manifest, weights, &self.device).map_err(js_err)?;
+        // Attacks need gradients with respect to the input only: frozen weights, dropout off.
+        let attack_model = load_model(&manifest, weights, &self.device.clone().autodiff()).map_err(js_err)?.freeze();
+        let info = serde_json::json!({
+            "dataset": manifest.dataset.name(),
+            "classes": manifest.classes,
+            "input": manifest.input,
+            "test_accuracy": manifest.test_accuracy,
+            "architecture": manifest.architecture,
+        });
+        self.models.insert(manifest.dataset, LoadedModel { manifest, model, attack_model });
+        serde_wasm_bindgen::to_value(&info).map_err(js_err)
+    }
+
+    pub(crate) fn loaded(&self, name: &str) -> Result<&LoadedModel, JsError> {
+        let kind = dataset(name)?;
+        self.models.get(&kind).ok_or_else(|| JsError::new(&format!("the {} model is not loaded yet", kind.name())))
+    }
+
+    /// Softmax probabilities for one image (CHW, [0, 1]).
+    pub async fn predict(&self, dataset_name: &str, pixels: Float32Array) -> Result<Float32Array, JsError> {
+        let loaded = self.loaded(dataset_name)?;
+        let shape = loaded.manifest.dataset.shape();
+        let pixels = pixels.to_vec();
+        if pixels.len() != shape.len() {
+            return Err(JsError::new(&format!("expected {} pixel values, got {}", shape.len(), pixels.len())));
+        }
+        let x = inference::to_tensor(&pixels, shape, &self.device);
+        let probs = inference::probabilities(&loaded.model, x).await.map_err(js_err)?;
+        Ok(Float32Array::from(&probs[..]))
+    }
+}
+
+/// What the page asks of an attack.
+#[derive(serde::Deserialize)]
+struct AttackRequest {
+    attack: String,
+    #[serde(default)]
+    targeted: bool,
+    target: Option<usize>,
+    #[serde(flatten)]
+    options: AttackOptions,
+}
+
+/// Hands progress to a JS callback by the clock (a few reports a second: each costs a
+/// read-back) and awaits its answer, which also lets the worker see a "cancel" message.
+struct JsObserver {
+    callback: js_sys::Function,
+    last_ms: f64,
+    interval_ms: f64,
+}
+
+impl Observer for JsObserver {
+    fn due(&mut self, _step: usize) -> bool {
+        let now = js_sys::Date::now();
+        if now - self.last_ms >= self.interval_ms {
+            self.last_ms = now;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn report(&mut self, progress: Progress) -> bool {
+        let Ok(obj) = serde_wasm_bindgen::to_value(&progress) else { return true };
+        let _ = js_sys::Reflect::set(&obj, &"image".into(), &Float32Array::from(&progress.image[..]));
+        let answer = match self.callback.call1(&JsValue::NULL, &obj) {
+            Ok(v) => v,
+            Err(_) => return false,
+        };
+        let answer = match answer.dyn_into::<js_sys::Promise>() {
+            Ok(promise) => match wasm_bindgen_futures::JsFuture::from(promise).await {
+                Ok(v) => v,
+                Err(_) => return false,
+            },
+            Err(v) => v,
+        };
+        answer.as_bool().unwrap_or(true)
+    }
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// Attacks one image. The untargeted goal is to leave the class the model gives now (a
+    /// drawn digit has no label); a targeted one names the class to reach. Returns
+    /// {success, cancelled, image, l2, linf, probs, predicted, original_predicted,
+    ///  rounded: {predicted, probs, still_adversarial}}.
+    pub async fn attack(&self, dataset_name: &str, pixels: Float32Array, params: JsValue, on_progress: js_sys::Function) -> Result<JsValue, JsError> {
+        let loaded = self.loaded(dataset_name)?;
+        let shape = loaded.manifest.dataset.shape();
+        let classes = loaded.manifest.classes.len();
+        let pixels = pixels.to_vec();
+        if pixels.len() != shape.len() {
+            return Err(JsError::new(&format!("expected {} pixel values, got {}", shape.len(), pixels.len())));
+        }
+        let request: AttackRequest = serde_wasm_bindgen::from_value(params).map_err(|e| js_err(format!("attack parameters: {e}")))?;
+        let spec = AttackSpec::build(&request.attack, &request.options).map_err(js_err)?;
+        let x = inference::to_tensor(&pixels, shape, &self.device);
+        let before = inference::probabilities(&loaded.model, x.clone()).await.map_err(js_err)?;
+        let original = inference::argmax_rows(&before, classes)[0];
+        let goal = match (request.targeted, request.target) {
+            (true, Some(t)) if t < classes && t != original => Goal::targeted(vec![original], vec![t], classes),
+            (true, Some(t)) => return Err(JsError::new(&format!("target class {t} must be another class than the current prediction ({original})"))),
+            (true, None) => return Err(JsError::new("a targeted attack needs a target class")),
+            (false, _) => Goal::untargeted(vec![original], classes),
+        };
+        let target = ModelTarget { grad_model: &loaded.attack_model, model: &loaded.model };
+        let mut observer = JsObserver { callback: on_progress, last_ms: 0.0, interval_ms: 200.0 };
+        let out = spec.run(&target, x, &goal, &mut observer).await.map_err(js_err)?;
+        // A failed image comes back as the original; a cancelled run returns its best so far.
+        let image = out.images.clone();
+        let probs = inference::probabilities(&loaded.model, inference::to_tensor(&image, shape, &self.device)).await.map_err(js_err)?;
+        let rounded = preprocess::quantize_8bit(&image);
+        let rounded_probs = inference::probabilities(&loaded.model, inference::to_tensor(&rounded, shape, &self.device)).await.map_err(js_err)?;
+        let rounded_pred = inference::argmax_rows(&rounded_probs, classes)[0];
+        let still = out.success[0]
+            && match &goal.targets {
+                Some(t) => rounded_pred == t[0],
+                None => rounded_pred != original,
+            };
+        let result = serde_json::json!({
+            "success": out.success[0],
+            "cancelled": out.cancelled,
+            "l2": out.l2[0],
+            "linf": out.linf[0],
+            "predicted": out.predicted[0],
+            "original_predicted": original,
+            "attack": spec.name(),
+            "rounded": { "predicted": rounded_pred, "still_adversarial": still },
+        });
+        let obj = serde_wasm_bindgen::to_value(&result).map_err(js_err)?;
+        let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&obj, &k.into(), v).map(|_| ()).map_err(|_| JsError::new("cannot build the result"));
+        set("image", &Float32Array::from(&image[..]))?;
+        set("probs", &Float32Array::from(&probs[..]))?;
+        let rounded_obj = js_sys::Reflect::get(&obj, &"rounded".into()).map_err(|_| JsError::new("cannot build the result"))?;
+        js_sys::Reflect::set(&rounded_obj, &"probs".into(), &Float32Array::from(&rounded_probs[..])).map_err(|_| JsError::new("cannot build the result"))?;
+        Ok(obj)
+    }
+}
+
+/// RGBA pixels of a picture (from a canvas) to the model input of a data set.
+#[wasm_bindgen]
+pub fn prepare_upload(dataset_name: &str, rgba: Uint8Array, width: u32, height: u32) -> Result<Float32Array, JsError> {
+    let kind = dataset(dataset_name)?;
+    let pixels = preprocess::prepare(kind, &rgba.to_vec(), width as usize, height as usize).map_err(js_err)?;
+    Ok(Float32Array::from(&pixels[..]))
+}
