@@ -5,7 +5,8 @@
 
 use crate::data::{Dataset, Splits};
 use crate::inference;
-use crate::models::manifest::{decode_weights, encode_weights, sha256_hex, ModelManifest, TrainingRecord};
+use crate::models::manifest::{encode_weights, sha256_hex, ModelManifest, TrainingRecord};
+use burn::store::{BurnpackStore, ModuleSnapshot};
 use crate::models::{Classifier, ClassifierConfig, DatasetKind};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -116,7 +117,11 @@ fn read_section<'a>(bytes: &'a [u8], at: &mut usize, path: &Path) -> Result<&'a 
 pub fn save_checkpoint(path: &Path, meta: &CheckpointMeta, model: &Classifier, optim: &ModuleOptimizer) -> Result<(), String> {
     let mut out = CKPT_MAGIC.to_vec();
     write_section(&mut out, serde_json::to_string(meta).unwrap().as_bytes());
-    write_section(&mut out, &encode_weights(model).map_err(|e| e.to_string())?);
+    // Burnpack, not safetensors: it keeps the parameter ids the optimizer state is keyed by.
+    let mut store = BurnpackStore::from_bytes(None);
+    model.save_into(&mut store).map_err(|e| format!("cannot serialise the model: {e}"))?;
+    let model_bytes = store.get_bytes().map_err(|e| format!("cannot serialise the model: {e}"))?;
+    write_section(&mut out, &model_bytes);
     let optim_bytes = optim.into_bytes().map_err(|e| format!("cannot serialise the optimizer: {e:?}"))?;
     write_section(&mut out, &optim_bytes);
     if let Some(dir) = path.parent() {
@@ -139,7 +144,12 @@ pub fn load_checkpoint(
     let mut at = 8;
     let meta: CheckpointMeta = serde_json::from_slice(read_section(&bytes, &mut at, path)?)
         .map_err(|e| format!("{}: checkpoint header: {e}", path.display()))?;
-    let model = decode_weights(config, read_section(&bytes, &mut at, path)?, device).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut model = config.init(device);
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(read_section(&bytes, &mut at, path)?.to_vec())));
+    let applied = model.load_from(&mut store).map_err(|e| format!("{}: model state: {e}", path.display()))?;
+    if !applied.errors.is_empty() || !applied.missing.is_empty() {
+        return Err(format!("{}: model state does not fit the architecture: {applied}", path.display()));
+    }
     let optim_bytes = read_section(&bytes, &mut at, path)?.to_vec();
     let optim = AdamConfig::new()
         .init()

@@ -1,0 +1,108 @@
+//! Training on a small synthetic set the test makes: a run interrupted after its first epoch
+//! resumes from the checkpoint and ends where the uninterrupted run ends; options that differ
+//! from the checkpoint's are refused; the published manifest describes the weights.
+
+use advlab::data::{Dataset, ImageShape, Splits};
+use advlab::models::{load_model, DatasetKind, ModelManifest};
+use advlab::train::{batch_pixels, cosine_lr, publish, train, TrainOptions};
+use burn::prelude::*;
+use rand::SeedableRng;
+
+fn synthetic(n: usize, seed: usize) -> Dataset {
+    // Class c is a bright bar at row 2c: learnable in a couple of epochs.
+    let shape = ImageShape::MNIST;
+    let mut images = vec![0u8; n * shape.len()];
+    let mut labels = Vec::new();
+    for i in 0..n {
+        let c = (i + seed) % 10;
+        labels.push(c as u8);
+        for x in 4..24 {
+            images[i * 784 + (2 * c + 4) * 28 + x] = 255;
+        }
+        images[i * 784 + (i * 7) % 784] = 128;
+    }
+    Dataset { shape, images, labels }
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("advlab-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn interrupted_training_resumes_to_the_same_weights() {
+    let splits = Splits { train: synthetic(96, 0), test: synthetic(40, 3) };
+    let options = TrainOptions { epochs: 2, batch_size: 32, learning_rate: 3e-3, seed: 9, augment: false };
+    let d = Device::flex();
+    let dir = tmp("resume");
+    let ckpt = dir.join("run.ckpt");
+    let after_one = dir.join("after-epoch-1.ckpt");
+    let mut lines = Vec::new();
+    let full = train(DatasetKind::Mnist, &splits, &options, &ckpt, &d, &mut |l: &str| {
+        if l.starts_with("epoch 1/2") {
+            std::fs::copy(&ckpt, &after_one).unwrap();
+        }
+        lines.push(l.to_string());
+    })
+    .unwrap();
+    assert_eq!(full.meta.epochs_done, 2);
+    assert_eq!(full.meta.accuracy_per_epoch.len(), 2);
+    assert!(lines.iter().any(|l| l.contains("test accuracy")));
+    // Resume from the copy made after epoch 1: only epoch 2 runs, and it ends at the same weights.
+    let mut resumed_lines = Vec::new();
+    let resumed = train(DatasetKind::Mnist, &splits, &options, &after_one, &d, &mut |l: &str| resumed_lines.push(l.to_string())).unwrap();
+    assert!(resumed_lines[0].contains("resuming") && resumed_lines[0].contains("after epoch 1"), "{resumed_lines:?}");
+    assert_eq!(resumed_lines.iter().filter(|l| l.starts_with("epoch ")).count(), 1);
+    let x = advlab::inference::to_tensor(&synthetic(4, 1).image_f32(0), ImageShape::MNIST, &d);
+    let a: Vec<f32> = full.model.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let b: Vec<f32> = resumed.model.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    for (p, q) in a.iter().zip(&b) {
+        assert!((p - q).abs() < 1e-4, "resumed run diverged: {a:?} vs {b:?}");
+    }
+    // Other settings on the same checkpoint are refused, not silently mixed.
+    let other = TrainOptions { learning_rate: 1e-2, ..options.clone() };
+    assert!(train(DatasetKind::Mnist, &splits, &other, &ckpt, &d, &mut |_: &str| {}).err().unwrap().contains("other settings"));
+    // A corrupted checkpoint is reported.
+    std::fs::write(&after_one, b"ADVCKPT1garbage").unwrap();
+    assert!(train(DatasetKind::Mnist, &splits, &options, &after_one, &d, &mut |_: &str| {}).err().unwrap().contains("truncated or corrupted"));
+    // Publishing writes weights whose hash and size the manifest records.
+    let manifest = publish(&dir, DatasetKind::Mnist, &full, splits.test.len()).unwrap();
+    let bytes = std::fs::read(dir.join(&manifest.weights)).unwrap();
+    assert_eq!(bytes.len(), manifest.bytes);
+    let reread = ModelManifest::parse(&std::fs::read_to_string(dir.join("mnist.json")).unwrap()).unwrap();
+    assert_eq!(reread, manifest);
+    assert_eq!(reread.parameters, 312_202);
+    assert_eq!(reread.training.accuracy_per_epoch, full.meta.accuracy_per_epoch);
+    let published = load_model(&reread, &bytes, &d).unwrap();
+    let x = advlab::inference::to_tensor(&synthetic(4, 2).image_f32(1), ImageShape::MNIST, &d);
+    let p: Vec<f32> = published.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let q: Vec<f32> = full.model.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    assert!(p == q, "published weights differ from the trained model");
+}
+
+#[test]
+fn augmentation_shifts_and_flips_within_bounds() {
+    let shape = ImageShape::CIFAR10;
+    let img: Vec<u8> = (0..shape.len()).map(|i| (i % 251) as u8 + 1).collect();
+    let data = Dataset { shape, images: img.clone(), labels: vec![0] };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let plain = batch_pixels(&data, &[0], false, &mut rng);
+    assert!(plain.iter().zip(&img).all(|(a, b)| *a == *b as f32 / 255.0));
+    for _ in 0..20 {
+        let aug = batch_pixels(&data, &[0], true, &mut rng);
+        // Every value is either padding (0) or a pixel of the image; at most 4 rows/columns of
+        // padding appear, so most of the image survives.
+        let zeros = aug.iter().filter(|v| **v == 0.0).count();
+        assert!(zeros <= 3 * (32 * 8 + 8 * 32), "{zeros} padded values");
+        assert!(aug.iter().all(|v| *v == 0.0 || img.contains(&((v * 255.0).round() as u8))));
+    }
+}
+
+#[test]
+fn cosine_schedule_by_hand() {
+    assert_eq!(cosine_lr(1e-3, 0, 100), 1e-3);
+    assert!((cosine_lr(1e-3, 50, 100) - 5e-4).abs() < 1e-12);
+    assert!(cosine_lr(1e-3, 100, 100).abs() < 1e-12);
+}
