@@ -12,6 +12,7 @@ pub mod inference;
 pub mod models;
 pub mod preprocess;
 pub mod samples;
+pub mod squeezers;
 #[cfg(not(target_family = "wasm"))]
 pub mod train;
 #[cfg(target_family = "wasm")]

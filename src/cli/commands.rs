@@ -376,3 +376,27 @@ pub fn write_png(path: &Path, pixels: &[f32], shape: advlab::data::ImageShape) -
     let img = image::RgbaImage::from_raw(shape.width as u32, shape.height as u32, rgba).ok_or("bad image size")?;
     img.save(path).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+pub fn report(records: &Path) -> Res {
+    let text = std::fs::read_to_string(records).map_err(|e| format!("{}: {e}", records.display()))?;
+    println!("| data set | attack | goal | images | success | mean L2 | median L2 | mean L-inf | still adversarial as 8-bit PNG | time |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let r: advlab::evaluate::AttackRecord =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: not an attack record: {e}", records.display(), i + 1))?;
+        println!(
+            "| {} | {} | {} | {} | {:.0}% | {:.3} | {:.3} | {:.3} | {:.0}% | {:.0} s |",
+            r.dataset,
+            r.attack.name(),
+            if r.targeted { "targeted (random other class)" } else { "untargeted" },
+            r.images,
+            100.0 * r.success_rate,
+            r.mean_l2,
+            r.median_l2,
+            r.mean_linf,
+            100.0 * r.rounded_success_rate,
+            r.seconds
+        );
+    }
+    Ok(())
+}

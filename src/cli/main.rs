@@ -120,6 +120,10 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Render attack records (JSON lines written by `lab attack --json`) as a Markdown table.
+    Report {
+        records: PathBuf,
+    },
     /// Throughput figures (inference, training) on this machine.
     Bench {
         #[arg(long, default_value = "mnist")]
@@ -147,6 +151,7 @@ fn main() {
             dataset, attack, count, targeted, seed, epsilon, step_size, steps, binary_search_steps, initial_const,
             confidence, learning_rate, random_start: !no_random_start, batch_size, data, models, png, json,
         }),
+        Command::Report { records } => commands::report(&records),
         Command::Bench { dataset, batch_size, iterations } => commands::bench(&dataset, batch_size, iterations),
     };
     if let Err(e) = result {

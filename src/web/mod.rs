@@ -208,6 +208,59 @@ impl Lab {
     }
 }
 
+#[wasm_bindgen]
+impl Lab {
+    /// Attacks a batch of images at once (e.g. the first samples of the pack) with the same
+    /// engine as the CLI: `labels` are the true classes; targeted attacks aim at `targets`.
+    /// Returns {success: [bool], l2: [f32], linf: [f32], predicted: [usize], cancelled,
+    /// success_rate, mean_l2}.
+    pub async fn attack_many(
+        &self,
+        dataset_name: &str,
+        pixels: Float32Array,
+        labels: Vec<u32>,
+        targets: Option<Vec<u32>>,
+        params: JsValue,
+        on_progress: js_sys::Function,
+    ) -> Result<JsValue, JsError> {
+        let loaded = self.loaded(dataset_name)?;
+        let shape = loaded.manifest.dataset.shape();
+        let classes = loaded.manifest.classes.len();
+        let pixels = pixels.to_vec();
+        if labels.is_empty() || pixels.len() != labels.len() * shape.len() {
+            return Err(JsError::new(&format!("expected {} images of {} values, got {} values", labels.len(), shape.len(), pixels.len())));
+        }
+        let labels: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
+        if labels.iter().any(|&l| l >= classes) {
+            return Err(JsError::new("a label is not a class of this model"));
+        }
+        let goal = match targets {
+            Some(t) if t.len() == labels.len() && t.iter().zip(&labels).all(|(t, l)| (*t as usize) < classes && *t as usize != *l) => {
+                Goal::targeted(labels, t.iter().map(|&t| t as usize).collect(), classes)
+            }
+            Some(_) => return Err(JsError::new("targets must name one other class per image")),
+            None => Goal::untargeted(labels, classes),
+        };
+        let request: AttackRequest = serde_wasm_bindgen::from_value(params).map_err(|e| js_err(format!("attack parameters: {e}")))?;
+        let spec = AttackSpec::build(&request.attack, &request.options).map_err(js_err)?;
+        let target = ModelTarget { grad_model: &loaded.attack_model, model: &loaded.model };
+        let mut observer = JsObserver { callback: on_progress, last_ms: 0.0, interval_ms: 200.0 };
+        let x = inference::to_tensor(&pixels, shape, &self.device);
+        let out = spec.run(&target, x, &goal, &mut observer).await.map_err(js_err)?;
+        let result = serde_json::json!({
+            "success": out.success,
+            "l2": out.l2,
+            "linf": out.linf,
+            "predicted": out.predicted,
+            "cancelled": out.cancelled,
+            "success_rate": out.success_rate(),
+            "mean_l2": out.mean_l2(),
+            "attack": spec.name(),
+        });
+        serde_wasm_bindgen::to_value(&result).map_err(js_err)
+    }
+}
+
 /// RGBA pixels of a picture (from a canvas) to the model input of a data set.
 #[wasm_bindgen]
 pub fn prepare_upload(dataset_name: &str, rgba: Uint8Array, width: u32, height: u32) -> Result<Float32Array, JsError> {

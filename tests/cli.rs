@@ -1,0 +1,106 @@
+//! The `lab` command line end to end, on the committed model and sample pack: predictions,
+//! an attack run with its record and PNGs, and clear errors (no panic) for bad inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn lab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lab"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = lab().args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("advlab-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+#[test]
+fn predict_a_sample_and_an_image_file() {
+    let (ok, out, err) = run(&["predict", "--dataset", "mnist", "--sample", "0", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let probs: Vec<f64> = v["probabilities"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect();
+    assert_eq!(probs.len(), 10);
+    assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+    assert_eq!(v["label"], 7, "the first MNIST test digit is a 7");
+    assert_eq!(v["predicted"], 7);
+    // The same digit written as a PNG and classified as an uploaded file.
+    let pack = advlab::samples::SamplePack::parse(&std::fs::read_to_string(models().join("mnist-samples.json")).unwrap()).unwrap();
+    let data = pack.dataset(&std::fs::read(models().join(&pack.file)).unwrap()).unwrap();
+    let dir = tmp("predict");
+    let png = dir.join("seven.png");
+    image::GrayImage::from_raw(28, 28, data.image(0).to_vec()).unwrap().save(&png).unwrap();
+    let (ok, out, err) = run(&["predict", "--dataset", "mnist", "--image", png.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let w: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(w["predicted"], 7);
+    let probs2: Vec<f64> = w["probabilities"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect();
+    assert!(probs.iter().zip(&probs2).all(|(a, b)| (a - b).abs() < 1e-6), "pixel-for-pixel upload must match the sample");
+    // Human-readable output names the classes.
+    let (ok, out, _) = run(&["predict", "--dataset", "mnist", "--sample", "1"]);
+    assert!(ok && out.contains("predicted: 2"), "{out}");
+}
+
+#[test]
+fn attack_reports_figures_writes_pngs_and_a_record() {
+    let dir = tmp("attack");
+    let json = dir.join("record.jsonl");
+    let pngs = dir.join("png");
+    let (ok, out, err) = run(&[
+        "attack", "--dataset", "mnist", "--attack", "pgd", "--epsilon", "0.3", "--steps", "10", "--count", "6",
+        "--png", pngs.to_str().unwrap(), "--json", json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    for what in ["success rate", "mean L2", "median L2", "mean L-inf", "adversarial as 8-bit", "time"] {
+        assert!(out.contains(what), "missing '{what}' in {out}");
+    }
+    let rec: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&json).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(rec["images"], 6);
+    assert_eq!(rec["attack"]["attack"], "pgd");
+    let rate = rec["success_rate"].as_f64().unwrap();
+    assert!(rate > 0.5, "PGD at epsilon 0.3 should fool an MNIST net: {rate}");
+    assert!(rec["mean_linf"].as_f64().unwrap() <= 0.3 + 1e-5);
+    let files: Vec<_> = std::fs::read_dir(&pngs).unwrap().collect();
+    assert_eq!(files.len() as f64, (rate * 6.0).round(), "one PNG per successful example");
+}
+
+#[test]
+fn bad_inputs_give_clear_errors_not_panics() {
+    let dir = tmp("bad");
+    // Not an image.
+    let f = dir.join("notes.png");
+    std::fs::write(&f, b"just some text").unwrap();
+    let (ok, _, err) = run(&["predict", "--image", f.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a decodable image") && !err.contains("panicked"), "{err}");
+    // A corrupted weights file next to its manifest.
+    let m = dir.join("models");
+    std::fs::create_dir_all(&m).unwrap();
+    for name in ["mnist.json", "mnist-samples.json", "mnist-samples.bin", "mnist.safetensors"] {
+        std::fs::copy(models().join(name), m.join(name)).unwrap();
+    }
+    let mut w = std::fs::read(m.join("mnist.safetensors")).unwrap();
+    let k = w.len() / 2;
+    w[k] ^= 0x55;
+    std::fs::write(m.join("mnist.safetensors"), &w).unwrap();
+    let (ok, _, err) = run(&["predict", "--sample", "0", "--models", m.to_str().unwrap()]);
+    assert!(!ok && err.contains("corrupted or stale") && !err.contains("panicked"), "{err}");
+    // Missing data set, unknown attack, sample out of range.
+    let (ok, _, err) = run(&["predict", "--dataset", "imagenet", "--sample", "0"]);
+    assert!(!ok && err.contains("unknown data set"), "{err}");
+    let (ok, _, err) = run(&["attack", "--attack", "deepfool", "--count", "1"]);
+    assert!(!ok && err.contains("unknown attack"), "{err}");
+    let (ok, _, err) = run(&["predict", "--sample", "100000"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+}
