@@ -7,6 +7,7 @@
 
 pub mod attacks;
 pub mod data;
+pub mod defenses;
 pub mod evaluate;
 pub mod inference;
 pub mod models;

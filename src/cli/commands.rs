@@ -1,6 +1,8 @@
 //! The work behind each `lab` subcommand; everything numeric lives in the library.
 
-use advlab::attacks::{Goal, ModelTarget, Observer, Progress};
+use advlab::attacks::{AttackTarget, Goal, ModelTarget, Observer, Progress};
+use advlab::defenses::squeeze::{detector_score, threshold_for_rate};
+use advlab::defenses::{FeatureSqueezingDetector, Preprocessed, SqueezeConfig};
 use advlab::data::{load_splits, Dataset};
 use advlab::evaluate::{first_correct, random_targets, rounded_success, summarise, AttackOptions, AttackSpec};
 use advlab::inference;
@@ -255,6 +257,8 @@ pub struct AttackArgs {
     pub models: PathBuf,
     pub png: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    pub defense: String,
+    pub adaptive: bool,
 }
 
 /// Builds the attack's parameters from the command line over each attack's defaults.
@@ -320,7 +324,15 @@ pub fn attack(a: AttackArgs) -> Res {
     };
     let chosen = pollster::block_on(first_correct(&model, &test, a.count, &device))?;
     eprintln!("{}: attacking the first {} correctly classified test images with {}", kind.name(), chosen.len(), spec.name());
-    let target = ModelTarget { grad_model: &grad_model, model: &model };
+    let squeeze = if a.defense == "none" { None } else { Some(squeeze_config(kind, &a.models)?) };
+    let target: Box<dyn AttackTarget + '_> = match (a.defense.as_str(), &squeeze) {
+        ("none", _) => Box::new(ModelTarget { grad_model: &grad_model, model: &model }),
+        ("bit-depth", Some(c)) => Box::new(Preprocessed { squeezer: c.bit_depth, grad_model: &grad_model, model: &model, adaptive: a.adaptive }),
+        ("median", Some(c)) => Box::new(Preprocessed { squeezer: c.median, grad_model: &grad_model, model: &model, adaptive: a.adaptive }),
+        ("detector", Some(c)) => Box::new(FeatureSqueezingDetector { config: c, grad_model: &grad_model, model: &model, adaptive: a.adaptive }),
+        (other, _) => return Err(format!("unknown defense '{other}' (expected none, bit-depth, median or detector)")),
+    };
+    let target = target.as_ref();
     let start = Instant::now();
     let (mut outputs, mut rounded) = (Vec::new(), Vec::new());
     let mut all_images = Vec::new();
@@ -339,15 +351,19 @@ pub fn attack(a: AttackArgs) -> Res {
         };
         let x = inference::dataset_tensor(&sub, 0, sub.len(), &device);
         let mut bar = Bar { label: format!("batch {}", b + 1), every: 50 };
-        let out = pollster::block_on(spec.run(&target, x, &goal, &mut bar))?;
+        let out = pollster::block_on(spec.run(target, x, &goal, &mut bar))?;
         eprintln!();
-        rounded.extend(pollster::block_on(rounded_success(&target, &out, &goal, test.shape, &device))?);
+        rounded.extend(pollster::block_on(rounded_success(target, &out, &goal, test.shape, &device))?);
         all_images.extend(batch.iter().zip(out.success.iter()).enumerate().map(|(k, (&i, &s))| (i, s, out.images[k * test.shape.len()..(k + 1) * test.shape.len()].to_vec(), out.predicted[k])));
         outputs.push(out);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let record = summarise(kind.name(), &manifest.weights, &spec, a.targeted, &outputs, &rounded, seconds);
-    println!("{} on {} ({}), {} images:", spec.name(), kind.name(), if a.targeted { "targeted, random other class" } else { "untargeted" }, record.images);
+    let system = match a.defense.as_str() {
+        "none" => manifest.weights.clone(),
+        d => format!("{} + {d} ({})", manifest.weights, if a.adaptive { "adaptive attack" } else { "attack on the bare model" }),
+    };
+    let record = summarise(kind.name(), &system, &spec, a.targeted, &outputs, &rounded, seconds);
+    println!("{} on {} [{}] ({}), {} images:", spec.name(), kind.name(), system, if a.targeted { "targeted, random other class" } else { "untargeted" }, record.images);
     println!("  success rate          {:.1}%", 100.0 * record.success_rate);
     println!("  mean L2               {:.4}", record.mean_l2);
     println!("  median L2             {:.4}", record.median_l2);
@@ -398,5 +414,58 @@ pub fn report(records: &Path) -> Res {
             r.seconds
         );
     }
+    Ok(())
+}
+
+pub fn squeeze_config(kind: DatasetKind, models: &Path) -> Result<SqueezeConfig, String> {
+    let path = models.join(format!("{}-squeeze.json", kind.name()));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (calibrate it first: lab defend {})", path.display(), kind.name()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn defend(name: &str, data: Option<PathBuf>, models: &Path, calibration: usize) -> Res {
+    let kind = dataset(name)?;
+    let device = device();
+    let (_, model) = committed_model(kind, models, &device)?;
+    let test = load_splits(kind, &data_dir(kind, data)).map_err(|e| e.to_string())?.test;
+    // Held out from the attacked images (the first correctly classified ones), and split in two:
+    // one half sets the threshold, the other checks the false-positive rate it gives.
+    let start = 1000.min(test.len());
+    let held = test.slice(start, start + 2 * calibration);
+    let half = held.len() / 2;
+    let (squeezers, bit_depth, median) = SqueezeConfig::squeezers_for(kind);
+    let scores = |d: &Dataset| -> Result<Vec<f32>, String> {
+        let mut out = Vec::new();
+        for s in (0..d.len()).step_by(200) {
+            let x = inference::dataset_tensor(d, s, (s + 200).min(d.len()), &device);
+            out.extend(pollster::block_on(inference::read_f32(detector_score(&model, x, &squeezers)))?);
+        }
+        Ok(out)
+    };
+    let fit = scores(&held.slice(0, half))?;
+    let check = scores(&held.slice(half, held.len()))?;
+    let threshold = threshold_for_rate(&fit, 0.05);
+    let fpr = check.iter().filter(|s| **s > threshold).count() as f64 / check.len().max(1) as f64;
+    let config = SqueezeConfig { dataset: kind, squeezers, threshold, false_positive_rate: fpr, calibration_images: fit.len(), bit_depth, median };
+    // Benign accuracy of each defense on the whole test set.
+    let accuracy = |squeezer: Option<advlab::squeezers::Squeezer>| -> Result<f64, String> {
+        let mut correct = 0;
+        for s in (0..test.len()).step_by(500) {
+            let e = (s + 500).min(test.len());
+            let mut x = inference::dataset_tensor(&test, s, e, &device);
+            if let Some(q) = squeezer {
+                x = q.apply(x);
+            }
+            let logits = pollster::block_on(inference::read_f32(model.forward(x)))?;
+            correct += inference::argmax_rows(&logits, 10).iter().zip(&test.labels[s..e]).filter(|(p, l)| **p == **l as usize).count();
+        }
+        Ok(correct as f64 / test.len() as f64)
+    };
+    println!("{}: detector {} threshold {:.5} (5% of {} benign images flagged; {:.1}% of {} others)",
+        kind.name(), config.squeezers.iter().map(|s| s.name()).collect::<Vec<_>>().join(" + "), threshold, fit.len(), 100.0 * fpr, check.len());
+    println!("  benign accuracy: bare {:.4}, {} {:.4}, {} {:.4}", accuracy(None)?, bit_depth.name(), accuracy(Some(bit_depth))?, median.name(), accuracy(Some(median))?);
+    let path = models.join(format!("{}-squeeze.json", kind.name()));
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap() + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }

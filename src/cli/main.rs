@@ -119,6 +119,24 @@ enum Command {
         /// Append the record to this JSON-lines file
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Attack a defended system: none, bit-depth, median or detector
+        #[arg(long, default_value = "none")]
+        defense: String,
+        /// Aim at the defense itself (He et al.'s adaptive attack) instead of the bare model
+        #[arg(long)]
+        adaptive: bool,
+    },
+    /// Calibrate the feature-squeezing detector (5% false positives on held-out benign test
+    /// images), measure the defenses' benign accuracy, write models/<dataset>-squeeze.json.
+    Defend {
+        dataset: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        /// Held-out benign images for the threshold (taken from test image 1000 on)
+        #[arg(long, default_value_t = 2000)]
+        calibration: usize,
     },
     /// Render attack records (JSON lines written by `lab attack --json`) as a Markdown table.
     Report {
@@ -146,11 +164,12 @@ fn main() {
         Command::Eval { dataset, data, models, limit } => commands::eval(&dataset, data, &models, limit),
         Command::Attack {
             dataset, attack, count, targeted, seed, epsilon, step_size, steps, binary_search_steps, initial_const,
-            confidence, learning_rate, no_random_start, batch_size, data, models, png, json,
+            confidence, learning_rate, no_random_start, batch_size, data, models, png, json, defense, adaptive,
         } => commands::attack(commands::AttackArgs {
             dataset, attack, count, targeted, seed, epsilon, step_size, steps, binary_search_steps, initial_const,
-            confidence, learning_rate, random_start: !no_random_start, batch_size, data, models, png, json,
+            confidence, learning_rate, random_start: !no_random_start, batch_size, data, models, png, json, defense, adaptive,
         }),
+        Command::Defend { dataset, data, models, calibration } => commands::defend(&dataset, data, &models, calibration),
         Command::Report { records } => commands::report(&records),
         Command::Bench { dataset, batch_size, iterations } => commands::bench(&dataset, batch_size, iterations),
     };

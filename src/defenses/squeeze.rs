@@ -1,0 +1,132 @@
+//! Feature squeezing (Xu, Evans & Qi, 2018) as a preprocessing defense and as a detector, and
+//! the adaptive attacks of He et al. (2017) against both.
+
+use crate::attacks::AttackTarget;
+use crate::models::{Classifier, DatasetKind};
+use crate::squeezers::Squeezer;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+/// A classifier behind a squeezer: the system classifies `squeeze(x)`.
+pub struct Preprocessed<'a> {
+    pub squeezer: Squeezer,
+    /// Frozen, on an autodiff device.
+    pub grad_model: &'a Classifier,
+    pub model: &'a Classifier,
+    /// Adaptive: differentiate through the squeezer (its substitute for the rounding).
+    /// Non-adaptive: differentiate the bare model, as an attacker unaware of the defense would.
+    pub adaptive: bool,
+}
+
+impl AttackTarget for Preprocessed<'_> {
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        if self.adaptive {
+            self.grad_model.forward(self.squeezer.apply_for_gradient(x))
+        } else {
+            self.grad_model.forward(x)
+        }
+    }
+    fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.model.forward(self.squeezer.apply(x))
+    }
+}
+
+/// The detector's configuration for a data set: the squeezers and the threshold on the largest
+/// L1 distance between softmax outputs, chosen so that 5% of benign held-out images are flagged.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SqueezeConfig {
+    pub dataset: DatasetKind,
+    pub squeezers: Vec<Squeezer>,
+    pub threshold: f32,
+    /// Fraction of benign held-out images flagged at this threshold, and how many were used.
+    pub false_positive_rate: f64,
+    pub calibration_images: usize,
+    /// The squeezer each preprocessing defense uses.
+    pub bit_depth: Squeezer,
+    pub median: Squeezer,
+}
+
+impl SqueezeConfig {
+    /// The squeezers Xu et al. use per data set (MNIST: 1-bit depth and 2x2 median; CIFAR-10:
+    /// 5-bit depth, 2x2 median, non-local means omitted) and He et al.'s preprocessing
+    /// defenses (MNIST 1 bit / 3x3 median, CIFAR-10 3 bits / 2x2 median).
+    pub fn squeezers_for(dataset: DatasetKind) -> (Vec<Squeezer>, Squeezer, Squeezer) {
+        match dataset {
+            DatasetKind::Mnist => (
+                vec![Squeezer::BitDepth { bits: 1 }, Squeezer::Median { width: 2, height: 2 }],
+                Squeezer::BitDepth { bits: 1 },
+                Squeezer::Median { width: 3, height: 3 },
+            ),
+            DatasetKind::Cifar10 => (
+                vec![Squeezer::BitDepth { bits: 5 }, Squeezer::Median { width: 2, height: 2 }],
+                Squeezer::BitDepth { bits: 3 },
+                Squeezer::Median { width: 2, height: 2 },
+            ),
+        }
+    }
+}
+
+/// Per-image L1 distance between the softmax of `x` and of each squeezed `x`: [n, k].
+fn l1_distances(model: &Classifier, x: Tensor<4>, squeezers: &[Squeezer], for_gradient: bool) -> Tensor<2> {
+    let n = x.dims()[0];
+    let p = softmax(model.forward(x.clone()), 1);
+    let cols: Vec<Tensor<2>> = squeezers
+        .iter()
+        .map(|s| {
+            let sx = if for_gradient { s.apply_for_gradient(x.clone()) } else { s.apply(x.clone()) };
+            (p.clone() - softmax(model.forward(sx), 1)).abs().sum_dim(1).reshape([n, 1])
+        })
+        .collect();
+    Tensor::cat(cols, 1)
+}
+
+/// Xu et al.'s score: the largest L1 distance over the squeezers, per image.
+pub fn detector_score(model: &Classifier, x: Tensor<4>, squeezers: &[Squeezer]) -> Tensor<1> {
+    let n = x.dims()[0];
+    l1_distances(model, x, squeezers, false).max_dim(1).reshape([n])
+}
+
+/// The threshold that flags `rate` of the benign scores (the (1 - rate) quantile).
+pub fn threshold_for_rate(scores: &[f32], rate: f64) -> f32 {
+    let mut s = scores.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let idx = (((1.0 - rate) * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+    s[idx]
+}
+
+/// The classifier guarded by the detector: the system answers with the model's class unless
+/// the score exceeds the threshold.
+pub struct FeatureSqueezingDetector<'a> {
+    pub config: &'a SqueezeConfig,
+    pub grad_model: &'a Classifier,
+    pub model: &'a Classifier,
+    /// Adaptive (He et al.): the loss also keeps every squeezed prediction within the threshold.
+    pub adaptive: bool,
+}
+
+impl AttackTarget for FeatureSqueezingDetector<'_> {
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.grad_model.forward(x)
+    }
+
+    /// He et al.: for each squeezer, a hinge on its L1 distance just under the threshold,
+    /// differentiated through the squeezers (the rounding by its substitute).
+    fn detector_loss(&self, x: Tensor<4>) -> Option<Tensor<1>> {
+        if !self.adaptive {
+            return None;
+        }
+        let n = x.dims()[0];
+        let d = l1_distances(self.grad_model, x, &self.config.squeezers, true);
+        // Aim a little below the threshold so rounding noise does not push it back over.
+        let margin = 0.8 * self.config.threshold;
+        Some(d.sub_scalar(margin).clamp_min(0.0).sum_dim(1).reshape([n]).mul_scalar(10.0))
+    }
+
+    fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.model.forward(x)
+    }
+
+    fn system_flags(&self, x: Tensor<4>) -> Option<Tensor<1, Bool>> {
+        Some(detector_score(self.model, x, &self.config.squeezers).greater_elem(self.config.threshold))
+    }
+}

@@ -1,0 +1,71 @@
+//! Feature-squeezing defenses: the detector's score against a direct computation, the
+//! threshold rule, and the system verdicts the attacks are judged by.
+
+use advlab::attacks::AttackTarget;
+use advlab::defenses::squeeze::{detector_score, threshold_for_rate};
+use advlab::defenses::{FeatureSqueezingDetector, Preprocessed, SqueezeConfig};
+use advlab::models::{ClassifierConfig, DatasetKind};
+use advlab::squeezers::Squeezer;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+fn v<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn threshold_flags_the_requested_fraction() {
+    let scores: Vec<f32> = (1..=100).map(|i| i as f32 / 100.0).collect();
+    // 5% of 100 benign scores above the threshold: the 95th value.
+    let t = threshold_for_rate(&scores, 0.05);
+    assert_eq!(t, 0.95);
+    assert_eq!(scores.iter().filter(|s| **s > t).count(), 5);
+    assert_eq!(threshold_for_rate(&[0.3], 0.05), 0.3);
+}
+
+#[test]
+fn detector_score_is_the_largest_l1_between_softmaxes() {
+    let d = Device::flex();
+    d.seed(11);
+    let model = ClassifierConfig::mnist().init(&d);
+    let x = Tensor::<4>::from_data(TensorData::new((0..2 * 784).map(|i| (i % 17) as f32 / 16.0).collect::<Vec<_>>(), [2, 1, 28, 28]), &d);
+    let squeezers = vec![Squeezer::BitDepth { bits: 1 }, Squeezer::Median { width: 2, height: 2 }];
+    let score = v(detector_score(&model, x.clone(), &squeezers));
+    let p = v(softmax(model.forward(x.clone()), 1));
+    let mut expected = vec![0f32; 2];
+    for s in &squeezers {
+        let q = v(softmax(model.forward(s.apply(x.clone())), 1));
+        for i in 0..2 {
+            let l1: f32 = (0..10).map(|c| (p[i * 10 + c] - q[i * 10 + c]).abs()).sum();
+            expected[i] = expected[i].max(l1);
+        }
+    }
+    assert!(score.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-6), "{score:?} vs {expected:?}");
+
+    // As an attack target: flags exactly the images whose score is over the threshold; the
+    // adaptive variant adds a penalty that is zero when all distances are well under it.
+    let (sq, bit, med) = SqueezeConfig::squeezers_for(DatasetKind::Mnist);
+    let mid = (score[0] + score[1]) / 2.0;
+    let config = SqueezeConfig { dataset: DatasetKind::Mnist, squeezers: sq, threshold: mid, false_positive_rate: 0.05, calibration_images: 0, bit_depth: bit, median: med };
+    let ad = d.clone().autodiff();
+    let grad_model = advlab::models::manifest::decode_weights(&ClassifierConfig::mnist(), &advlab::models::manifest::encode_weights(&model).unwrap(), &ad).unwrap().freeze();
+    let det = FeatureSqueezingDetector { config: &config, grad_model: &grad_model, model: &model, adaptive: true };
+    let flags: Vec<bool> = det.system_flags(x.clone()).unwrap().into_data().try_to_vec::<bool>().unwrap();
+    assert_eq!(flags, vec![score[0] > mid, score[1] > mid]);
+    let penalty = v(det.detector_loss(x.clone().autodiff()).unwrap().inner());
+    assert!(penalty.iter().all(|p| *p >= 0.0));
+    let relaxed = SqueezeConfig { threshold: 100.0, ..config.clone() };
+    let det = FeatureSqueezingDetector { config: &relaxed, grad_model: &grad_model, model: &model, adaptive: true };
+    assert!(v(det.detector_loss(x.clone().autodiff()).unwrap().inner()).iter().all(|p| *p == 0.0));
+    assert!(det.system_flags(x.clone()).is_some());
+    let quiet = FeatureSqueezingDetector { adaptive: false, ..det };
+    assert!(quiet.detector_loss(x.clone().autodiff()).is_none());
+
+    // Preprocessing: the system classifies the squeezed image.
+    let pre = Preprocessed { squeezer: Squeezer::BitDepth { bits: 1 }, grad_model: &grad_model, model: &model, adaptive: true };
+    assert_eq!(v(pre.system_logits(x.clone())), v(model.forward(bit_depth_of(x))));
+}
+
+fn bit_depth_of(x: Tensor<4>) -> Tensor<4> {
+    advlab::squeezers::bit_depth(x, 1)
+}
