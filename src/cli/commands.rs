@@ -1,8 +1,8 @@
 //! The work behind each `lab` subcommand; everything numeric lives in the library.
 
-use advlab::attacks::{AttackTarget, Goal, ModelTarget, Observer, Progress};
+use advlab::attacks::{Goal, Observer, Progress};
 use advlab::defenses::squeeze::{detector_score, threshold_for_rate};
-use advlab::defenses::{FeatureSqueezingDetector, Preprocessed, SqueezeConfig};
+use advlab::defenses::{attack_target, SqueezeConfig};
 use advlab::data::{load_splits, Dataset};
 use advlab::evaluate::{first_correct, random_targets, rounded_success, summarise, AttackOptions, AttackSpec};
 use advlab::inference;
@@ -325,13 +325,7 @@ pub fn attack(a: AttackArgs) -> Res {
     let chosen = pollster::block_on(first_correct(&model, &test, a.count, &device))?;
     eprintln!("{}: attacking the first {} correctly classified test images with {}", kind.name(), chosen.len(), spec.name());
     let squeeze = if a.defense == "none" { None } else { Some(squeeze_config(kind, &a.models)?) };
-    let target: Box<dyn AttackTarget + '_> = match (a.defense.as_str(), &squeeze) {
-        ("none", _) => Box::new(ModelTarget { grad_model: &grad_model, model: &model }),
-        ("bit-depth", Some(c)) => Box::new(Preprocessed { squeezer: c.bit_depth, grad_model: &grad_model, model: &model, adaptive: a.adaptive }),
-        ("median", Some(c)) => Box::new(Preprocessed { squeezer: c.median, grad_model: &grad_model, model: &model, adaptive: a.adaptive }),
-        ("detector", Some(c)) => Box::new(FeatureSqueezingDetector { config: c, grad_model: &grad_model, model: &model, adaptive: a.adaptive }),
-        (other, _) => return Err(format!("unknown defense '{other}' (expected none, bit-depth, median or detector)")),
-    };
+    let target = attack_target(&a.defense, a.adaptive, squeeze.as_ref(), &grad_model, &model)?;
     let target = target.as_ref();
     let start = Instant::now();
     let (mut outputs, mut rounded) = (Vec::new(), Vec::new());

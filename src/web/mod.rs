@@ -2,7 +2,10 @@
 //! the library. Runs inside a module Web Worker (web/worker.js); every call returns a Result so
 //! a failure becomes a JS exception with a message, never a panic that kills the instance.
 
-use crate::attacks::{Goal, ModelTarget, Observer, Progress};
+use crate::attacks::{self, Goal, Observer, Progress};
+use crate::defenses::squeeze::detector_score;
+use crate::defenses::{attack_target, SqueezeConfig};
+use crate::squeezers::Squeezer;
 use crate::evaluate::{AttackOptions, AttackSpec};
 use crate::models::{load_model, Classifier, DatasetKind, ModelManifest};
 use crate::{inference, preprocess};
@@ -21,11 +24,22 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// Plain JS objects (not Maps) and plain numbers, whatever the Rust value.
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+}
+
+fn set(obj: &JsValue, key: &str, value: &JsValue) -> Result<(), JsError> {
+    js_sys::Reflect::set(obj, &key.into(), value).map(|_| ()).map_err(|_| JsError::new("cannot build the result object"))
+}
+
 /// A loaded classifier: plain for predictions, frozen on the autodiff device for attacks.
 pub(crate) struct LoadedModel {
     pub manifest: ModelManifest,
     pub model: Classifier,
     pub attack_model: Classifier,
+    /// The feature-squeezing defenses calibrated for this model, once loaded.
+    pub squeeze: Option<SqueezeConfig>,
 }
 
 #[wasm_bindgen]
@@ -78,8 +92,8 @@ impl Lab {
             "test_accuracy": manifest.test_accuracy,
             "architecture": manifest.architecture,
         });
-        self.models.insert(manifest.dataset, LoadedModel { manifest, model, attack_model });
-        serde_wasm_bindgen::to_value(&info).map_err(js_err)
+        self.models.insert(manifest.dataset, LoadedModel { manifest, model, attack_model, squeeze: None });
+        to_js(&info)
     }
 
     pub(crate) fn loaded(&self, name: &str) -> Result<&LoadedModel, JsError> {
@@ -108,6 +122,12 @@ struct AttackRequest {
     #[serde(default)]
     targeted: bool,
     target: Option<usize>,
+    /// none, bit-depth, median or detector
+    #[serde(default)]
+    defense: String,
+    /// Aim at the defense itself (He et al.) rather than at the bare model.
+    #[serde(default)]
+    adaptive: bool,
     #[serde(flatten)]
     options: AttackOptions,
 }
@@ -132,7 +152,7 @@ impl Observer for JsObserver {
     }
 
     async fn report(&mut self, progress: Progress) -> bool {
-        let Ok(obj) = serde_wasm_bindgen::to_value(&progress) else { return true };
+        let Ok(obj) = to_js(&progress) else { return true };
         let _ = js_sys::Reflect::set(&obj, &"image".into(), &Float32Array::from(&progress.image[..]));
         let answer = match self.callback.call1(&JsValue::NULL, &obj) {
             Ok(v) => v,
@@ -174,20 +194,23 @@ impl Lab {
             (true, None) => return Err(JsError::new("a targeted attack needs a target class")),
             (false, _) => Goal::untargeted(vec![original], classes),
         };
-        let target = ModelTarget { grad_model: &loaded.attack_model, model: &loaded.model };
+        let target = attack_target(&request.defense, request.adaptive, loaded.squeeze.as_ref(), &loaded.attack_model, &loaded.model).map_err(js_err)?;
+        let target = target.as_ref();
         let mut observer = JsObserver { callback: on_progress, last_ms: 0.0, interval_ms: 200.0 };
-        let out = spec.run(&target, x, &goal, &mut observer).await.map_err(js_err)?;
+        let out = spec.run(target, x, &goal, &mut observer).await.map_err(js_err)?;
         // A failed image comes back as the original; a cancelled run returns its best so far.
+        // Predictions are the defended system's (for a preprocessing defense: of the squeezed image).
         let image = out.images.clone();
-        let probs = inference::probabilities(&loaded.model, inference::to_tensor(&image, shape, &self.device)).await.map_err(js_err)?;
+        let system_probs = |pixels: &[f32]| {
+            let t = inference::to_tensor(pixels, shape, &self.device);
+            inference::read_f32(burn::tensor::activation::softmax(target.system_logits(t), 1))
+        };
+        let probs = system_probs(&image).await.map_err(js_err)?;
         let rounded = preprocess::quantize_8bit(&image);
-        let rounded_probs = inference::probabilities(&loaded.model, inference::to_tensor(&rounded, shape, &self.device)).await.map_err(js_err)?;
+        let rounded_probs = system_probs(&rounded).await.map_err(js_err)?;
         let rounded_pred = inference::argmax_rows(&rounded_probs, classes)[0];
-        let still = out.success[0]
-            && match &goal.targets {
-                Some(t) => rounded_pred == t[0],
-                None => rounded_pred != original,
-            };
+        let still = attacks::succeeded(target, inference::to_tensor(&rounded, shape, &self.device), goal.onehot(&self.device), goal.is_targeted(), 0.0);
+        let still = out.success[0] && inference::read_f32(still.float()).await.map_err(js_err)?[0] > 0.5;
         let result = serde_json::json!({
             "success": out.success[0],
             "cancelled": out.cancelled,
@@ -196,14 +219,15 @@ impl Lab {
             "predicted": out.predicted[0],
             "original_predicted": original,
             "attack": spec.name(),
+            "defense": if request.defense.is_empty() { "none" } else { request.defense.as_str() },
+            "adaptive": request.adaptive,
             "rounded": { "predicted": rounded_pred, "still_adversarial": still },
         });
-        let obj = serde_wasm_bindgen::to_value(&result).map_err(js_err)?;
-        let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&obj, &k.into(), v).map(|_| ()).map_err(|_| JsError::new("cannot build the result"));
-        set("image", &Float32Array::from(&image[..]))?;
-        set("probs", &Float32Array::from(&probs[..]))?;
-        let rounded_obj = js_sys::Reflect::get(&obj, &"rounded".into()).map_err(|_| JsError::new("cannot build the result"))?;
-        js_sys::Reflect::set(&rounded_obj, &"probs".into(), &Float32Array::from(&rounded_probs[..])).map_err(|_| JsError::new("cannot build the result"))?;
+        let obj = to_js(&result)?;
+        set(&obj, "image", &Float32Array::from(&image[..]))?;
+        set(&obj, "probs", &Float32Array::from(&probs[..]))?;
+        let rounded_obj = js_sys::Reflect::get(&obj, &"rounded".into()).map_err(|_| JsError::new("cannot build the result object"))?;
+        set(&rounded_obj, "probs", &Float32Array::from(&rounded_probs[..]))?;
         Ok(obj)
     }
 }
@@ -243,10 +267,10 @@ impl Lab {
         };
         let request: AttackRequest = serde_wasm_bindgen::from_value(params).map_err(|e| js_err(format!("attack parameters: {e}")))?;
         let spec = AttackSpec::build(&request.attack, &request.options).map_err(js_err)?;
-        let target = ModelTarget { grad_model: &loaded.attack_model, model: &loaded.model };
+        let target = attack_target(&request.defense, request.adaptive, loaded.squeeze.as_ref(), &loaded.attack_model, &loaded.model).map_err(js_err)?;
         let mut observer = JsObserver { callback: on_progress, last_ms: 0.0, interval_ms: 200.0 };
         let x = inference::to_tensor(&pixels, shape, &self.device);
-        let out = spec.run(&target, x, &goal, &mut observer).await.map_err(js_err)?;
+        let out = spec.run(target.as_ref(), x, &goal, &mut observer).await.map_err(js_err)?;
         let result = serde_json::json!({
             "success": out.success,
             "l2": out.l2,
@@ -257,7 +281,76 @@ impl Lab {
             "mean_l2": out.mean_l2(),
             "attack": spec.name(),
         });
-        serde_wasm_bindgen::to_value(&result).map_err(js_err)
+        to_js(&result)
+    }
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// Loads the feature-squeezing configuration (`models/<dataset>-squeeze.json`) of a loaded
+    /// model. Returns {threshold, detector: [names], bit_depth, median}.
+    pub fn load_defenses(&mut self, json: &str) -> Result<JsValue, JsError> {
+        let config: SqueezeConfig = serde_json::from_str(json).map_err(|e| js_err(format!("defense configuration is not valid: {e}")))?;
+        let kind = config.dataset;
+        let loaded = self.models.get_mut(&kind).ok_or_else(|| JsError::new(&format!("load the {} model before its defenses", kind.name())))?;
+        let info = serde_json::json!({
+            "threshold": config.threshold,
+            "detector": config.squeezers.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "bit_depth": config.bit_depth.name(),
+            "median": config.median.name(),
+        });
+        loaded.squeeze = Some(config);
+        to_js(&info)
+    }
+
+    /// What the feature-squeezing defenses see for one image: each squeezed view with the
+    /// model's answer on it and its L1 distance to the original's softmax, the detector's score
+    /// against its threshold, and the verdict. Returns {threshold, score, flagged, predicted,
+    /// probs, views: [{name, image, probs, predicted, l1, in_detector, preprocessing}]}.
+    pub async fn squeeze_report(&self, dataset_name: &str, pixels: Float32Array) -> Result<JsValue, JsError> {
+        let loaded = self.loaded(dataset_name)?;
+        let config = loaded.squeeze.as_ref().ok_or_else(|| JsError::new("the defenses of this data set are not loaded"))?;
+        let shape = loaded.manifest.dataset.shape();
+        let classes = loaded.manifest.classes.len();
+        let pixels = pixels.to_vec();
+        if pixels.len() != shape.len() {
+            return Err(JsError::new(&format!("expected {} pixel values, got {}", shape.len(), pixels.len())));
+        }
+        let x = inference::to_tensor(&pixels, shape, &self.device);
+        let probs = inference::probabilities(&loaded.model, x.clone()).await.map_err(js_err)?;
+        let score = inference::read_f32(detector_score(&loaded.model, x.clone(), &config.squeezers)).await.map_err(js_err)?[0];
+        let mut squeezers: Vec<Squeezer> = config.squeezers.clone();
+        for s in [config.bit_depth, config.median] {
+            if !squeezers.contains(&s) {
+                squeezers.push(s);
+            }
+        }
+        let views = js_sys::Array::new();
+        for s in squeezers {
+            let sx = s.apply(x.clone());
+            let image = inference::read_f32(sx.clone()).await.map_err(js_err)?;
+            let q = inference::probabilities(&loaded.model, sx).await.map_err(js_err)?;
+            let l1: f32 = probs.iter().zip(&q).map(|(a, b)| (a - b).abs()).sum();
+            let view = to_js(&serde_json::json!({
+                "name": s.name(),
+                "predicted": inference::argmax_rows(&q, classes)[0],
+                "l1": l1,
+                "in_detector": config.squeezers.contains(&s),
+                "preprocessing": if s == config.bit_depth { Some("bit-depth") } else if s == config.median { Some("median") } else { None },
+            }))?;
+            set(&view, "image", &Float32Array::from(&image[..]))?;
+            set(&view, "probs", &Float32Array::from(&q[..]))?;
+            views.push(&view);
+        }
+        let report = to_js(&serde_json::json!({
+            "threshold": config.threshold,
+            "score": score,
+            "flagged": score > config.threshold,
+            "predicted": inference::argmax_rows(&probs, classes)[0],
+        }))?;
+        set(&report, "probs", &Float32Array::from(&probs[..]))?;
+        set(&report, "views", &views)?;
+        Ok(report)
     }
 }
 

@@ -1,0 +1,95 @@
+// The page on WebGPU (SwiftShader in headless Chromium): prediction against the native reference,
+// drawing, a short attack, and no request leaving the page's origin. SwiftShader is slow: generous
+// timeouts, few attack steps.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  missingPrerequisites,
+  startLab,
+  waitReady,
+  readPrediction,
+  predictSample,
+  predictionSeq,
+  drawStroke,
+  labPredict,
+  assertClose,
+  startAttack,
+  attackState,
+  readAttackResult,
+  foreignRequests,
+} from './harness.mjs';
+
+const skip = await missingPrerequisites({ needLab: true });
+if (skip) console.log(`# skipping WebGPU browser tests: ${skip}`);
+
+describe('page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
+  let lab;
+  let page;
+
+  before(async () => {
+    lab = await startLab({ webgpu: true });
+    page = lab.page;
+    await waitReady(page, 400_000);
+  });
+
+  after(async () => {
+    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
+    await lab?.close();
+  });
+
+  it('runs on WebGPU and says so', async () => {
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
+    assert.equal((await page.textContent('#backend')).trim(), 'WebGPU');
+    assert.ok(((await page.getAttribute('#backend', 'title')) ?? '').length > 0, 'tooltip with the adapter');
+  });
+
+  it('predicts sample 0 like the native build (each probability within 1e-3)', async () => {
+    const p = await predictSample(page, 0, 300_000);
+    const native = await labPredict(['--dataset', 'mnist', '--sample', '0']);
+    assertClose(p.probs, native.probabilities, 1e-3, 'probabilities');
+    assert.equal(p.predicted, native.predicted);
+    assert.equal(p.predictedName, (await page.textContent(`[data-class="${p.predicted}"] .name`)).trim());
+    const shown = await page.textContent(`[data-class="${native.predicted}"] .prob`);
+    assert.ok(Math.abs(Number(shown) - native.probabilities[native.predicted]) < 1e-3, `bar shows ${shown}`);
+  });
+
+  it('predicts after a mouse stroke on the drawing canvas', async () => {
+    const seq = await predictionSeq(page);
+    await drawStroke(page);
+    await page.waitForFunction(
+      (n) => {
+        const el = document.querySelector('#prediction');
+        return Number(el.dataset.seq) > n && el.dataset.source === 'drawing';
+      },
+      seq,
+      { timeout: 300_000 },
+    );
+    const p = await readPrediction(page);
+    assert.equal(p.probs.length, 10);
+    assert.ok(Math.abs(p.probs.reduce((a, b) => a + b, 0) - 1) < 1e-3);
+    await page.click('#draw-clear');
+  });
+
+  it('completes a short C&W attack', async () => {
+    await predictSample(page, 0, 300_000);
+    await startAttack(page, { attack: 'cw', fields: { '#p-steps': 3, '#p-bss': 1 } });
+    await page.waitForFunction(
+      () => ['done', 'cancelled', 'error'].includes(document.querySelector('#attack-status').dataset.state),
+      null,
+      { timeout: 600_000 },
+    );
+    const st = await attackState(page);
+    assert.equal(st.status, 'done', `attack ended as ${st.statusText} ${st.error}`);
+    assert.ok(st.reports >= 1, 'at least one progress report');
+    const r = await readAttackResult(page);
+    assert.ok(r.visible);
+    assert.ok(Number.isFinite(r.l2) && Number.isFinite(r.linf));
+    assert.ok(Number.isInteger(r.roundedPredicted));
+  });
+
+  it('makes no request to another origin', () => {
+    assert.ok(lab.requests.length > 0);
+    assert.deepEqual(foreignRequests(lab.requests, lab.url), []);
+  });
+});
