@@ -103,6 +103,29 @@ impl AttackSpec {
     }
 }
 
+/// Runs an attack on a defended `system`: adaptively (aimed at the system itself), or
+/// non-adaptively (made against the bare model, then judged by the system, as the defenses'
+/// authors evaluate them).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_against<O: Observer>(
+    spec: &AttackSpec,
+    system: &dyn AttackTarget,
+    bare: &dyn AttackTarget,
+    adaptive: bool,
+    images: Tensor<4>,
+    goal: &Goal,
+    shape: crate::data::ImageShape,
+    observer: &mut O,
+) -> Result<AttackOutput, String> {
+    let device = images.device();
+    if adaptive {
+        spec.run(system, images, goal, observer).await
+    } else {
+        let out = spec.run(bare, images, goal, observer).await?;
+        attacks::judge(system, out, goal, shape, &device).await
+    }
+}
+
 /// Indices of the first `count` test images the model classifies correctly.
 pub async fn first_correct(model: &Classifier, data: &Dataset, count: usize, device: &Device) -> Result<Vec<usize>, String> {
     let mut chosen = Vec::new();

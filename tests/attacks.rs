@@ -242,3 +242,37 @@ fn attack_options_fill_defaults_and_reject_nonsense() {
     assert!(AttackSpec::build("cw", &AttackOptions { steps: Some(0), ..Default::default() }).is_err());
     assert!(AttackSpec::build("deepfool", &AttackOptions::default()).unwrap_err().contains("unknown attack"));
 }
+
+/// The same classifier behind a detector that flags everything.
+struct FlagsAll(SumTarget);
+
+impl AttackTarget for FlagsAll {
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.0.logits_of(x)
+    }
+    fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.0.logits_of(x)
+    }
+    fn system_flags(&self, x: Tensor<4>) -> Option<Tensor<1, Bool>> {
+        let n = x.dims()[0];
+        Some(Tensor::<1, Bool>::from_data(TensorData::new(vec![true; n], [n]), &x.device()))
+    }
+}
+
+#[test]
+fn non_adaptive_examples_are_judged_by_the_defended_system() {
+    let d = dev();
+    let bare = SumTarget { bias: 0.1 };
+    let goal = Goal::untargeted(vec![0], 2);
+    let out = pollster::block_on(fgsm(&bare, image(0.06, &d), &goal, &FgsmParams { epsilon: 0.1 }, &mut Silent)).unwrap();
+    assert_eq!(out.success, vec![true]);
+    // The same example against a system that also fools nothing past its detector.
+    let judged = pollster::block_on(advlab::attacks::judge(&FlagsAll(SumTarget { bias: 0.1 }), out.clone(), &goal, ImageShape { channels: 1, height: 2, width: 2 }, &d)).unwrap();
+    assert_eq!(judged.success, vec![false]);
+    assert_eq!(judged.l2, vec![0.0]);
+    assert_eq!(judged.predicted, vec![1], "the system still classifies it as 1, but flags it");
+    // Judged by the bare system itself, nothing changes.
+    let same = pollster::block_on(advlab::attacks::judge(&bare, out.clone(), &goal, ImageShape { channels: 1, height: 2, width: 2 }, &d)).unwrap();
+    assert_eq!(same.success, out.success);
+    assert_eq!(same.l2, out.l2);
+}

@@ -49,20 +49,18 @@ fn detector_score_is_the_largest_l1_between_softmaxes() {
     let config = SqueezeConfig { dataset: DatasetKind::Mnist, squeezers: sq, threshold: mid, false_positive_rate: 0.05, calibration_images: 0, bit_depth: bit, median: med };
     let ad = d.clone().autodiff();
     let grad_model = advlab::models::manifest::decode_weights(&ClassifierConfig::mnist(), &advlab::models::manifest::encode_weights(&model).unwrap(), &ad).unwrap().freeze();
-    let det = FeatureSqueezingDetector { config: &config, grad_model: &grad_model, model: &model, adaptive: true };
+    let det = FeatureSqueezingDetector { config: &config, grad_model: &grad_model, model: &model };
     let flags: Vec<bool> = det.system_flags(x.clone()).unwrap().into_data().try_to_vec::<bool>().unwrap();
     assert_eq!(flags, vec![score[0] > mid, score[1] > mid]);
     let penalty = v(det.detector_loss(x.clone().autodiff()).unwrap().inner());
     assert!(penalty.iter().all(|p| *p >= 0.0));
     let relaxed = SqueezeConfig { threshold: 100.0, ..config.clone() };
-    let det = FeatureSqueezingDetector { config: &relaxed, grad_model: &grad_model, model: &model, adaptive: true };
+    let det = FeatureSqueezingDetector { config: &relaxed, grad_model: &grad_model, model: &model };
     assert!(v(det.detector_loss(x.clone().autodiff()).unwrap().inner()).iter().all(|p| *p == 0.0));
     assert!(det.system_flags(x.clone()).is_some());
-    let quiet = FeatureSqueezingDetector { adaptive: false, ..det };
-    assert!(quiet.detector_loss(x.clone().autodiff()).is_none());
 
     // Preprocessing: the system classifies the squeezed image.
-    let pre = Preprocessed { squeezer: Squeezer::BitDepth { bits: 1 }, grad_model: &grad_model, model: &model, adaptive: true };
+    let pre = Preprocessed { squeezer: Squeezer::BitDepth { bits: 1 }, grad_model: &grad_model, model: &model };
     assert_eq!(v(pre.system_logits(x.clone())), v(model.forward(bit_depth_of(x))));
 }
 

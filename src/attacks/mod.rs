@@ -219,6 +219,25 @@ pub async fn finish(
     })
 }
 
+/// Judges an attack's output by another system (a non-adaptive attack: made against the bare
+/// model, judged by the defended system). An example counts only if it also fools `system`.
+pub async fn judge(system: &dyn AttackTarget, out: AttackOutput, goal: &Goal, shape: crate::data::ImageShape, device: &Device) -> Result<AttackOutput, String> {
+    let x = crate::inference::to_tensor(&out.images, shape, device);
+    let n = goal.labels.len();
+    let ok = succeeded(system, x.clone(), goal.onehot(device), goal.is_targeted(), 0.0);
+    let pred = system.system_logits(x).argmax(1).reshape([n]).float();
+    let all = read_f32(Tensor::cat(vec![ok.float(), pred], 0)).await?;
+    let success: Vec<bool> = out.success.iter().zip(&all[..n]).map(|(s, v)| *s && *v > 0.5).collect();
+    Ok(AttackOutput {
+        l2: out.l2.iter().zip(&success).map(|(l, s)| if *s { *l } else { 0.0 }).collect(),
+        linf: out.linf.iter().zip(&success).map(|(l, s)| if *s { *l } else { 0.0 }).collect(),
+        predicted: all[n..].iter().map(|v| *v as usize).collect(),
+        success,
+        images: out.images,
+        cancelled: out.cancelled,
+    })
+}
+
 /// A report's figures, read back in one transfer: loss, per-image L2 of the iterates, best L2
 /// so far, successes, the first image's prediction and pixels.
 #[allow(clippy::too_many_arguments)]

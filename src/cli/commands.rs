@@ -1,10 +1,10 @@
 //! The work behind each `lab` subcommand; everything numeric lives in the library.
 
-use advlab::attacks::{Goal, Observer, Progress};
+use advlab::attacks::{Goal, ModelTarget, Observer, Progress};
 use advlab::defenses::squeeze::{detector_score, threshold_for_rate};
-use advlab::defenses::{attack_target, SqueezeConfig};
+use advlab::defenses::{defended_system, SqueezeConfig};
 use advlab::data::{load_splits, Dataset};
-use advlab::evaluate::{first_correct, random_targets, rounded_success, summarise, AttackOptions, AttackSpec};
+use advlab::evaluate::{first_correct, random_targets, rounded_success, run_against, summarise, AttackOptions, AttackSpec};
 use advlab::inference;
 use advlab::models::{load_model, Classifier, DatasetKind, ModelManifest};
 use advlab::preprocess;
@@ -325,8 +325,9 @@ pub fn attack(a: AttackArgs) -> Res {
     let chosen = pollster::block_on(first_correct(&model, &test, a.count, &device))?;
     eprintln!("{}: attacking the first {} correctly classified test images with {}", kind.name(), chosen.len(), spec.name());
     let squeeze = if a.defense == "none" { None } else { Some(squeeze_config(kind, &a.models)?) };
-    let target = attack_target(&a.defense, a.adaptive, squeeze.as_ref(), &grad_model, &model)?;
-    let target = target.as_ref();
+    let system = defended_system(&a.defense, squeeze.as_ref(), &grad_model, &model)?;
+    let target = system.as_ref();
+    let bare = ModelTarget { grad_model: &grad_model, model: &model };
     let start = Instant::now();
     let (mut outputs, mut rounded) = (Vec::new(), Vec::new());
     let mut all_images = Vec::new();
@@ -345,7 +346,7 @@ pub fn attack(a: AttackArgs) -> Res {
         };
         let x = inference::dataset_tensor(&sub, 0, sub.len(), &device);
         let mut bar = Bar { label: format!("batch {}", b + 1), every: 50 };
-        let out = pollster::block_on(spec.run(target, x, &goal, &mut bar))?;
+        let out = pollster::block_on(run_against(&spec, target, &bare, a.adaptive || a.defense == "none", x, &goal, test.shape, &mut bar))?;
         eprintln!();
         rounded.extend(pollster::block_on(rounded_success(target, &out, &goal, test.shape, &device))?);
         all_images.extend(batch.iter().zip(out.success.iter()).enumerate().map(|(k, (&i, &s))| (i, s, out.images[k * test.shape.len()..(k + 1) * test.shape.len()].to_vec(), out.predicted[k])));

@@ -11,12 +11,12 @@ pub use squeeze::{FeatureSqueezingDetector, Preprocessed, SqueezeConfig};
 use crate::attacks::{AttackTarget, ModelTarget};
 use crate::models::Classifier;
 
-/// The system an attack aims at, by name: `none` (the bare model), `bit-depth`, `median`
-/// (preprocessing) or `detector` (feature-squeezing detector). `adaptive` aims at the defense
-/// itself; otherwise the attack follows the bare model's gradients and is judged by the system.
-pub fn attack_target<'a>(
+/// The defended system by name: `none` (the bare model), `bit-depth`, `median`
+/// (preprocessing) or `detector` (feature-squeezing detector), as the target of an adaptive
+/// attack (He et al.): gradients through the defense (a substitute where it has none), verdicts
+/// from the real thing.
+pub fn defended_system<'a>(
     defense: &str,
-    adaptive: bool,
     squeeze: Option<&'a SqueezeConfig>,
     grad_model: &'a Classifier,
     model: &'a Classifier,
@@ -24,9 +24,9 @@ pub fn attack_target<'a>(
     let need = || squeeze.ok_or_else(|| format!("the {defense} defense is not calibrated for this data set (lab defend)"));
     Ok(match defense {
         "none" | "" => Box::new(ModelTarget { grad_model, model }),
-        "bit-depth" => Box::new(Preprocessed { squeezer: need()?.bit_depth, grad_model, model, adaptive }),
-        "median" => Box::new(Preprocessed { squeezer: need()?.median, grad_model, model, adaptive }),
-        "detector" => Box::new(FeatureSqueezingDetector { config: need()?, grad_model, model, adaptive }),
+        "bit-depth" => Box::new(Preprocessed { squeezer: need()?.bit_depth, grad_model, model }),
+        "median" => Box::new(Preprocessed { squeezer: need()?.median, grad_model, model }),
+        "detector" => Box::new(FeatureSqueezingDetector { config: need()?, grad_model, model }),
         other => return Err(format!("unknown defense '{other}' (expected none, bit-depth, median or detector)")),
     })
 }

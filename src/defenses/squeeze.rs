@@ -13,18 +13,12 @@ pub struct Preprocessed<'a> {
     /// Frozen, on an autodiff device.
     pub grad_model: &'a Classifier,
     pub model: &'a Classifier,
-    /// Adaptive: differentiate through the squeezer (its substitute for the rounding).
-    /// Non-adaptive: differentiate the bare model, as an attacker unaware of the defense would.
-    pub adaptive: bool,
 }
 
 impl AttackTarget for Preprocessed<'_> {
+    /// Through the squeezer (its straight-through substitute for the rounding).
     fn logits(&self, x: Tensor<4>) -> Tensor<2> {
-        if self.adaptive {
-            self.grad_model.forward(self.squeezer.apply_for_gradient(x))
-        } else {
-            self.grad_model.forward(x)
-        }
+        self.grad_model.forward(self.squeezer.apply_for_gradient(x))
     }
     fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
         self.model.forward(self.squeezer.apply(x))
@@ -100,8 +94,6 @@ pub struct FeatureSqueezingDetector<'a> {
     pub config: &'a SqueezeConfig,
     pub grad_model: &'a Classifier,
     pub model: &'a Classifier,
-    /// Adaptive (He et al.): the loss also keeps every squeezed prediction within the threshold.
-    pub adaptive: bool,
 }
 
 impl AttackTarget for FeatureSqueezingDetector<'_> {
@@ -112,9 +104,6 @@ impl AttackTarget for FeatureSqueezingDetector<'_> {
     /// He et al.: for each squeezer, a hinge on its L1 distance just under the threshold,
     /// differentiated through the squeezers (the rounding by its substitute).
     fn detector_loss(&self, x: Tensor<4>) -> Option<Tensor<1>> {
-        if !self.adaptive {
-            return None;
-        }
         let n = x.dims()[0];
         let d = l1_distances(self.grad_model, x, &self.config.squeezers, true);
         // Aim a little below the threshold so rounding noise does not push it back over.

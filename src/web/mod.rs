@@ -2,11 +2,11 @@
 //! the library. Runs inside a module Web Worker (web/worker.js); every call returns a Result so
 //! a failure becomes a JS exception with a message, never a panic that kills the instance.
 
-use crate::attacks::{self, Goal, Observer, Progress};
+use crate::attacks::{self, Goal, ModelTarget, Observer, Progress};
 use crate::defenses::squeeze::detector_score;
-use crate::defenses::{attack_target, SqueezeConfig};
+use crate::defenses::{defended_system, SqueezeConfig};
 use crate::squeezers::Squeezer;
-use crate::evaluate::{AttackOptions, AttackSpec};
+use crate::evaluate::{run_against, AttackOptions, AttackSpec};
 use crate::models::{load_model, Classifier, DatasetKind, ModelManifest};
 use crate::{inference, preprocess};
 use burn::prelude::*;
@@ -194,10 +194,11 @@ impl Lab {
             (true, None) => return Err(JsError::new("a targeted attack needs a target class")),
             (false, _) => Goal::untargeted(vec![original], classes),
         };
-        let target = attack_target(&request.defense, request.adaptive, loaded.squeeze.as_ref(), &loaded.attack_model, &loaded.model).map_err(js_err)?;
-        let target = target.as_ref();
+        let system = defended_system(&request.defense, loaded.squeeze.as_ref(), &loaded.attack_model, &loaded.model).map_err(js_err)?;
+        let target = system.as_ref();
+        let bare = ModelTarget { grad_model: &loaded.attack_model, model: &loaded.model };
         let mut observer = JsObserver { callback: on_progress, last_ms: 0.0, interval_ms: 200.0 };
-        let out = spec.run(target, x, &goal, &mut observer).await.map_err(js_err)?;
+        let out = run_against(&spec, target, &bare, request.adaptive, x, &goal, shape, &mut observer).await.map_err(js_err)?;
         // A failed image comes back as the original; a cancelled run returns its best so far.
         // Predictions are the defended system's (for a preprocessing defense: of the squeezed image).
         let image = out.images.clone();
@@ -267,10 +268,11 @@ impl Lab {
         };
         let request: AttackRequest = serde_wasm_bindgen::from_value(params).map_err(|e| js_err(format!("attack parameters: {e}")))?;
         let spec = AttackSpec::build(&request.attack, &request.options).map_err(js_err)?;
-        let target = attack_target(&request.defense, request.adaptive, loaded.squeeze.as_ref(), &loaded.attack_model, &loaded.model).map_err(js_err)?;
+        let system = defended_system(&request.defense, loaded.squeeze.as_ref(), &loaded.attack_model, &loaded.model).map_err(js_err)?;
+        let bare = ModelTarget { grad_model: &loaded.attack_model, model: &loaded.model };
         let mut observer = JsObserver { callback: on_progress, last_ms: 0.0, interval_ms: 200.0 };
         let x = inference::to_tensor(&pixels, shape, &self.device);
-        let out = spec.run(target.as_ref(), x, &goal, &mut observer).await.map_err(js_err)?;
+        let out = run_against(&spec, system.as_ref(), &bare, request.adaptive, x, &goal, shape, &mut observer).await.map_err(js_err)?;
         let result = serde_json::json!({
             "success": out.success,
             "l2": out.l2,
