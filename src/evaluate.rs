@@ -31,6 +31,8 @@ pub struct AttackOptions {
     pub confidence: Option<f32>,
     pub learning_rate: Option<f64>,
     pub random_start: Option<bool>,
+    /// C&W: start each round from a random point this far (L-infinity) from the image.
+    pub start_noise: Option<f32>,
 }
 
 impl AttackSpec {
@@ -59,6 +61,7 @@ impl AttackSpec {
                     confidence: o.confidence.unwrap_or(d.confidence),
                     learning_rate: o.learning_rate.unwrap_or(d.learning_rate),
                     abort_early: true,
+                    start_noise: o.start_noise,
                 })
             }
             other => return Err(format!("unknown attack '{other}' (expected cw, fgsm or pgd)")),
@@ -88,8 +91,11 @@ impl AttackSpec {
             AttackSpec::Fgsm(p) => format!("FGSM eps={}", p.epsilon),
             AttackSpec::Pgd(p) => format!("PGD eps={} ({} steps of {})", p.epsilon, p.steps, p.step_size),
             AttackSpec::Cw(p) => format!(
-                "CW-L2 (steps {}, binary_search_steps {}, confidence {})",
-                p.steps, p.binary_search_steps, p.confidence
+                "CW-L2 (steps {}, binary_search_steps {}, confidence {}{})",
+                p.steps,
+                p.binary_search_steps,
+                p.confidence,
+                p.start_noise.map(|r| format!(", random starts within {r}")).unwrap_or_default()
             ),
         }
     }

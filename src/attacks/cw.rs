@@ -20,11 +20,15 @@ pub struct CwParams {
     pub confidence: f32,
     pub learning_rate: f64,
     pub abort_early: bool,
+    /// Start every round from a random point within this L-infinity distance of the image
+    /// instead of from the image itself (He et al.'s random starts against detectors).
+    #[serde(default)]
+    pub start_noise: Option<f32>,
 }
 
 impl Default for CwParams {
     fn default() -> Self {
-        CwParams { steps: 1000, binary_search_steps: 9, initial_const: 1e-3, confidence: 0.0, learning_rate: 1e-2, abort_early: true }
+        CwParams { steps: 1000, binary_search_steps: 9, initial_const: 1e-3, confidence: 0.0, learning_rate: 1e-2, abort_early: true, start_noise: None }
     }
 }
 
@@ -103,7 +107,14 @@ pub async fn cw_l2<O: Observer>(
             }
         }
         let c = Tensor::<1>::from_data(TensorData::new(consts.iter().map(|&v| v as f32).collect::<Vec<_>>(), [n]), &device);
-        let mut w = images.zeros_like();
+        let mut w = match params.start_noise {
+            // The perturbation variable that lands on a random point of the ball.
+            Some(r) => {
+                let noise = Tensor::random(images.shape(), burn::tensor::Distribution::Uniform(-r as f64, r as f64), &device);
+                to_tanh_space((images.clone() + noise).clamp(0.0, 1.0)) - timg.clone()
+            }
+            None => images.zeros_like(),
+        };
         let mut adam = Adam::new(params.learning_rate, &w);
         let mut round_success = Tensor::<1, Bool>::from_data(TensorData::new(vec![false; n], [n]), &device);
         let mut prev = f64::INFINITY;

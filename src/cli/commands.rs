@@ -252,6 +252,7 @@ pub struct AttackArgs {
     pub confidence: Option<f32>,
     pub learning_rate: Option<f64>,
     pub random_start: bool,
+    pub start_noise: Option<f32>,
     pub batch_size: usize,
     pub data: Option<PathBuf>,
     pub models: PathBuf,
@@ -272,6 +273,7 @@ pub fn attack_spec(a: &AttackArgs) -> Result<AttackSpec, String> {
         confidence: a.confidence,
         learning_rate: a.learning_rate,
         random_start: Some(a.random_start),
+        start_noise: a.start_noise,
     };
     AttackSpec::build(&a.attack, &options)
 }

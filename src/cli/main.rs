@@ -106,6 +106,9 @@ enum Command {
         /// PGD: start at the image itself instead of a random point of the ball
         #[arg(long)]
         no_random_start: bool,
+        /// CW: start each binary-search round from a random point this far (L-inf) from the image
+        #[arg(long)]
+        start_noise: Option<f32>,
         /// Images attacked together
         #[arg(long, default_value_t = 100)]
         batch_size: usize,
@@ -164,10 +167,10 @@ fn main() {
         Command::Eval { dataset, data, models, limit } => commands::eval(&dataset, data, &models, limit),
         Command::Attack {
             dataset, attack, count, targeted, seed, epsilon, step_size, steps, binary_search_steps, initial_const,
-            confidence, learning_rate, no_random_start, batch_size, data, models, png, json, defense, adaptive,
+            confidence, learning_rate, no_random_start, start_noise, batch_size, data, models, png, json, defense, adaptive,
         } => commands::attack(commands::AttackArgs {
             dataset, attack, count, targeted, seed, epsilon, step_size, steps, binary_search_steps, initial_const,
-            confidence, learning_rate, random_start: !no_random_start, batch_size, data, models, png, json, defense, adaptive,
+            confidence, learning_rate, random_start: !no_random_start, start_noise, batch_size, data, models, png, json, defense, adaptive,
         }),
         Command::Defend { dataset, data, models, calibration } => commands::defend(&dataset, data, &models, calibration),
         Command::Report { records } => commands::report(&records),
