@@ -22,16 +22,34 @@ pub enum AttackSpec {
 /// Parameters as a person gives them (command line, page): anything left out takes the
 /// attack's default.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::Args))]
 pub struct AttackOptions {
+    /// FGSM / PGD: the L-infinity bound
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub epsilon: Option<f32>,
+    /// PGD: the size of each step (default epsilon / 4)
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub step_size: Option<f32>,
+    /// PGD: steps; CW: Adam steps per binary-search round
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub steps: Option<usize>,
+    /// CW: rounds of the search over the constant c
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub binary_search_steps: Option<usize>,
+    /// CW: the first constant c
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub initial_const: Option<f64>,
+    /// CW: kappa, the margin past the decision boundary
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub confidence: Option<f32>,
+    /// CW: Adam's learning rate
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub learning_rate: Option<f64>,
+    /// PGD: start from a random point of the ball (default true)
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub random_start: Option<bool>,
-    /// C&W: start each round from a random point this far (L-infinity) from the image.
+    /// CW: start each round from a random point this far (L-infinity) from the image
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub start_noise: Option<f32>,
 }
 

@@ -238,44 +238,42 @@ pub fn bench(name: &str, batch: usize, iterations: usize) -> Res {
     Ok(())
 }
 
+#[derive(clap::Args)]
 pub struct AttackArgs {
+    #[arg(long, default_value = "mnist")]
     pub dataset: String,
+    /// cw, fgsm or pgd
+    #[arg(long, default_value = "cw")]
     pub attack: String,
+    /// Number of correctly classified test images to attack
+    #[arg(long, default_value_t = 100)]
     pub count: usize,
+    /// Aim at a random other class per image (seeded) instead of any wrong class
+    #[arg(long)]
     pub targeted: bool,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    pub epsilon: Option<f32>,
-    pub step_size: Option<f32>,
-    pub steps: Option<usize>,
-    pub binary_search_steps: Option<usize>,
-    pub initial_const: Option<f64>,
-    pub confidence: Option<f32>,
-    pub learning_rate: Option<f64>,
-    pub random_start: bool,
-    pub start_noise: Option<f32>,
+    #[command(flatten)]
+    pub options: AttackOptions,
+    /// Images attacked together
+    #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
+    #[arg(long)]
     pub data: Option<PathBuf>,
+    #[arg(long, default_value = "models")]
     pub models: PathBuf,
+    /// Write each adversarial example as a PNG into this folder
+    #[arg(long)]
     pub png: Option<PathBuf>,
+    /// Append the record to this JSON-lines file
+    #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Attack a defended system: none, bit-depth, median or detector
+    #[arg(long, default_value = "none")]
     pub defense: String,
+    /// Aim at the defense itself (He et al.'s adaptive attack) instead of the bare model
+    #[arg(long)]
     pub adaptive: bool,
-}
-
-/// Builds the attack's parameters from the command line over each attack's defaults.
-pub fn attack_spec(a: &AttackArgs) -> Result<AttackSpec, String> {
-    let options = AttackOptions {
-        epsilon: a.epsilon,
-        step_size: a.step_size,
-        steps: a.steps,
-        binary_search_steps: a.binary_search_steps,
-        initial_const: a.initial_const,
-        confidence: a.confidence,
-        learning_rate: a.learning_rate,
-        random_start: Some(a.random_start),
-        start_noise: a.start_noise,
-    };
-    AttackSpec::build(&a.attack, &options)
 }
 
 /// A progress bar for attacks: a line every few steps.
@@ -311,7 +309,7 @@ impl Observer for Bar {
 
 pub fn attack(a: AttackArgs) -> Res {
     let kind = dataset(&a.dataset)?;
-    let spec = attack_spec(&a)?;
+    let spec = AttackSpec::build(&a.attack, &a.options)?;
     let device = device();
     let (manifest, model) = committed_model(kind, &a.models, &device)?;
     let ad = device.clone().autodiff();

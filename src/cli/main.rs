@@ -75,60 +75,7 @@ enum Command {
         limit: Option<usize>,
     },
     /// Attack the first N correctly classified test images and report success and distortion.
-    Attack {
-        #[arg(long, default_value = "mnist")]
-        dataset: String,
-        /// cw, fgsm or pgd
-        #[arg(long, default_value = "cw")]
-        attack: String,
-        /// Number of correctly classified test images to attack
-        #[arg(long, default_value_t = 100)]
-        count: usize,
-        /// Aim at a random other class per image (seeded) instead of any wrong class
-        #[arg(long)]
-        targeted: bool,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long)]
-        epsilon: Option<f32>,
-        #[arg(long)]
-        step_size: Option<f32>,
-        #[arg(long)]
-        steps: Option<usize>,
-        #[arg(long)]
-        binary_search_steps: Option<usize>,
-        #[arg(long)]
-        initial_const: Option<f64>,
-        #[arg(long)]
-        confidence: Option<f32>,
-        #[arg(long)]
-        learning_rate: Option<f64>,
-        /// PGD: start at the image itself instead of a random point of the ball
-        #[arg(long)]
-        no_random_start: bool,
-        /// CW: start each binary-search round from a random point this far (L-inf) from the image
-        #[arg(long)]
-        start_noise: Option<f32>,
-        /// Images attacked together
-        #[arg(long, default_value_t = 100)]
-        batch_size: usize,
-        #[arg(long)]
-        data: Option<PathBuf>,
-        #[arg(long, default_value = "models")]
-        models: PathBuf,
-        /// Write each adversarial example as a PNG into this folder
-        #[arg(long)]
-        png: Option<PathBuf>,
-        /// Append the record to this JSON-lines file
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Attack a defended system: none, bit-depth, median or detector
-        #[arg(long, default_value = "none")]
-        defense: String,
-        /// Aim at the defense itself (He et al.'s adaptive attack) instead of the bare model
-        #[arg(long)]
-        adaptive: bool,
-    },
+    Attack(commands::AttackArgs),
     /// Calibrate the feature-squeezing detector (5% false positives on held-out benign test
     /// images), measure the defenses' benign accuracy, write models/<dataset>-squeeze.json.
     Defend {
@@ -165,13 +112,7 @@ fn main() {
         Command::Samples { dataset, data, count, models } => commands::samples(&dataset, data, count, &models),
         Command::Predict { dataset, sample, image, json, models } => commands::predict(&dataset, sample, image, json, &models),
         Command::Eval { dataset, data, models, limit } => commands::eval(&dataset, data, &models, limit),
-        Command::Attack {
-            dataset, attack, count, targeted, seed, epsilon, step_size, steps, binary_search_steps, initial_const,
-            confidence, learning_rate, no_random_start, start_noise, batch_size, data, models, png, json, defense, adaptive,
-        } => commands::attack(commands::AttackArgs {
-            dataset, attack, count, targeted, seed, epsilon, step_size, steps, binary_search_steps, initial_const,
-            confidence, learning_rate, random_start: !no_random_start, start_noise, batch_size, data, models, png, json, defense, adaptive,
-        }),
+        Command::Attack(args) => commands::attack(args),
         Command::Defend { dataset, data, models, calibration } => commands::defend(&dataset, data, &models, calibration),
         Command::Report { records } => commands::report(&records),
         Command::Bench { dataset, batch_size, iterations } => commands::bench(&dataset, batch_size, iterations),
