@@ -51,6 +51,9 @@ pub struct AttackOptions {
     /// CW: start each round from a random point this far (L-infinity) from the image
     #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub start_noise: Option<f32>,
+    /// CW on one image: search this many constants at once (a batch of copies)
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
+    pub constants_at_once: Option<usize>,
 }
 
 impl AttackSpec {
@@ -80,6 +83,7 @@ impl AttackSpec {
                     learning_rate: o.learning_rate.unwrap_or(d.learning_rate),
                     abort_early: true,
                     start_noise: o.start_noise,
+                    constants_at_once: o.constants_at_once.unwrap_or(0),
                 })
             }
             other => return Err(format!("unknown attack '{other}' (expected cw, fgsm or pgd)")),
@@ -122,6 +126,9 @@ impl AttackSpec {
         match self {
             AttackSpec::Fgsm(p) => attacks::gradient::fgsm(target, images, goal, p, observer).await,
             AttackSpec::Pgd(p) => attacks::gradient::pgd(target, images, goal, p, observer).await,
+            AttackSpec::Cw(p) if p.constants_at_once > 1 && images.dims()[0] == 1 => {
+                attacks::cw::cw_l2_many_constants(target, images, goal, p, p.constants_at_once, observer).await
+            }
             AttackSpec::Cw(p) => attacks::cw::cw_l2(target, images, goal, p, observer).await,
         }
     }

@@ -276,3 +276,25 @@ fn non_adaptive_examples_are_judged_by_the_defended_system() {
     assert_eq!(same.success, out.success);
     assert_eq!(same.l2, out.l2);
 }
+
+#[test]
+fn many_constants_at_once_attack_one_image_as_a_batch() {
+    let d = dev();
+    let (model, grad_model, data) = committed_mnist(&d);
+    let target = ModelTarget { grad_model: &grad_model, model: &model };
+    let x = dataset_tensor(&data, 0, 1, &d);
+    let label = data.labels[0] as usize;
+    // Constants 0.01, 0.1, 1 and 10 in one round: the larger ones succeed within 300 steps
+    // (pixels at 0 or 1 sit where tanh is flat, so C&W needs a few hundred steps to move them).
+    let params = CwParams { steps: 300, binary_search_steps: 1, initial_const: 1e-2, abort_early: false, constants_at_once: 4, ..CwParams::default() };
+    let spec = AttackSpec::Cw(params);
+    let out = pollster::block_on(spec.run(&target, x, &Goal::untargeted(vec![label], 10), &mut Silent)).unwrap();
+    assert_eq!(out.success, vec![true]);
+    assert_eq!(out.images.len(), 784);
+    let fresh: Vec<f32> = model.forward(to_tensor(&out.images, ImageShape::MNIST, &d)).into_data().try_to_vec::<f32>().unwrap();
+    assert_ne!(argmax_rows(&fresh, 10)[0], label);
+    assert_eq!(argmax_rows(&fresh, 10)[0], out.predicted[0]);
+    let orig = data.image_f32(0);
+    let l2 = out.images.iter().zip(&orig).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+    assert!((l2 - out.l2[0]).abs() < 1e-3);
+}

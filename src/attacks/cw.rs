@@ -24,11 +24,15 @@ pub struct CwParams {
     /// instead of from the image itself (He et al.'s random starts against detectors).
     #[serde(default)]
     pub start_noise: Option<f32>,
+    /// For a single image: attack this many copies at once, each with its own starting
+    /// constant (see [`cw_l2_many_constants`]); 0 or 1 is the plain search.
+    #[serde(default)]
+    pub constants_at_once: usize,
 }
 
 impl Default for CwParams {
     fn default() -> Self {
-        CwParams { steps: 1000, binary_search_steps: 9, initial_const: 1e-3, confidence: 0.0, learning_rate: 1e-2, abort_early: true, start_noise: None }
+        CwParams { steps: 1000, binary_search_steps: 9, initial_const: 1e-3, confidence: 0.0, learning_rate: 1e-2, abort_early: true, start_noise: None, constants_at_once: 0 }
     }
 }
 
@@ -81,14 +85,63 @@ pub async fn cw_l2<O: Observer>(
     params: &CwParams,
     observer: &mut O,
 ) -> Result<AttackOutput, String> {
+    let n = images.dims()[0];
+    cw_l2_from(target, images, goal, params, vec![params.initial_const; n], observer).await
+}
+
+/// One image, many constants at once: the image is attacked as a batch of `copies`, each
+/// starting its binary search at initial_const x 10^i, and the smallest successful example of
+/// all copies is returned. Each round then explores `copies` constants in one pass, which is
+/// what a GPU does well (C&W's sequential search spends most rounds finding the right scale).
+pub async fn cw_l2_many_constants<O: Observer>(
+    target: &dyn AttackTarget,
+    image: Tensor<4>,
+    goal: &Goal,
+    params: &CwParams,
+    copies: usize,
+    observer: &mut O,
+) -> Result<AttackOutput, String> {
+    let [n, c, h, w] = image.dims();
+    assert_eq!(n, 1, "many constants at once attacks one image");
+    let copies = copies.max(1);
+    let batch = image.clone().expand([copies, c, h, w]);
+    let repeat = |v: &[usize]| vec![v[0]; copies];
+    let goal_k = Goal { labels: repeat(&goal.labels), targets: goal.targets.as_deref().map(repeat), classes: goal.classes };
+    let consts: Vec<f64> = (0..copies).map(|i| params.initial_const * 10f64.powi(i as i32)).collect();
+    let out = cw_l2_from(target, batch, &goal_k, params, consts, observer).await?;
+    let plane = c * h * w;
+    let best = (0..copies)
+        .filter(|&i| out.success[i])
+        .min_by(|&a, &b| out.l2[a].partial_cmp(&out.l2[b]).unwrap())
+        .unwrap_or(0);
+    Ok(AttackOutput {
+        images: out.images[best * plane..(best + 1) * plane].to_vec(),
+        success: vec![out.success[best]],
+        l2: vec![out.l2[best]],
+        linf: vec![out.linf[best]],
+        predicted: vec![out.predicted[best]],
+        cancelled: out.cancelled,
+    })
+}
+
+/// The attack with a starting constant per image.
+pub async fn cw_l2_from<O: Observer>(
+    target: &dyn AttackTarget,
+    images: Tensor<4>,
+    goal: &Goal,
+    params: &CwParams,
+    initial_consts: Vec<f64>,
+    observer: &mut O,
+) -> Result<AttackOutput, String> {
     let device = images.device();
     let n = images.dims()[0];
+    assert_eq!(initial_consts.len(), n, "one starting constant per image");
     let onehot = goal.onehot(&device);
     let targeted = goal.is_targeted();
     let timg = to_tanh_space(images.clone());
     // The distance is measured to the tanh round trip of the image, as in the reference code.
     let reference = from_tanh_space(timg.clone());
-    let mut consts = vec![params.initial_const; n];
+    let mut consts = initial_consts;
     let (mut lower, mut upper) = (vec![0.0; n], vec![1e10; n]);
     let mut best_l2 = Tensor::<1>::full([n], 1e10, &device);
     let mut best_img = images.clone();
