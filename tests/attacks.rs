@@ -269,7 +269,9 @@ fn non_adaptive_examples_are_judged_by_the_defended_system() {
     // The same example against a system that also fools nothing past its detector.
     let judged = pollster::block_on(advlab::attacks::judge(&FlagsAll(SumTarget { bias: 0.1 }), out.clone(), &goal, ImageShape { channels: 1, height: 2, width: 2 }, &d)).unwrap();
     assert_eq!(judged.success, vec![false]);
-    assert_eq!(judged.l2, vec![0.0]);
+    assert_eq!(judged.images, out.images, "the caught example is kept");
+    assert_eq!(judged.l2, out.l2);
+    assert!(judged.mean_l2().is_nan(), "no success, no mean distortion");
     assert_eq!(judged.predicted, vec![1], "the system still classifies it as 1, but flags it");
     // Judged by the bare system itself, nothing changes.
     let same = pollster::block_on(advlab::attacks::judge(&bare, out.clone(), &goal, ImageShape { channels: 1, height: 2, width: 2 }, &d)).unwrap();

@@ -10,6 +10,13 @@ const DATASET_NAMES = { mnist: 'MNIST', cifar10: 'CIFAR-10' };
 const DEFAULT_INPUT = { mnist: [1, 28, 28], cifar10: [3, 32, 32] };
 const ATTACK_NAMES = { cw: 'Carlini–Wagner L2', fgsm: 'FGSM', pgd: 'PGD' };
 const DEFAULT_STEPS = { cw: 100, pgd: 40, fgsm: 1 };
+const DEFENSE_NAMES = {
+  none: 'the bare model',
+  'bit-depth': 'bit-depth reduction',
+  median: 'median smoothing',
+  detector: 'the squeezing detector',
+};
+const LIVE_SQUEEZE_MS = 1000; // at most one squeeze report a second of an attack's current image
 
 // ---------------------------------------------------------------------------------------------
 // The compute engine (worker) client
@@ -98,6 +105,8 @@ const state = {
   predictionSeq: 0,
   attack: null, // {id, dataset, input, params, reports, loss: [], l2: []}
   lastAttack: null, // {result, dataset, params, input}
+  defenses: {}, // dataset -> {available, threshold, detector, bit_depth, median} | {available: false, reason}
+  squeeze: { seq: 0, liveBusy: false, liveAt: 0 }, // squeeze reports: newest request wins
   fatal: false,
 };
 
@@ -336,7 +345,191 @@ async function predictPixels(pixels, source, label = null) {
   $('#confidence').textContent = `probability ${fmtProb(probs[predicted])}`;
   updateBars($('#bars'), probs, predicted);
   setStatus(state.attack ? 'Attack running…' : 'Ready.');
+  requestSqueeze(ds, pixels, { kind: 'input', text: `The input: ${describeSource(source, label, ds)}` });
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feature squeezing (He et al. 2017, case study 1): the squeezed views of an image, the
+// detector's verdict and the preprocessing defenses' answers
+// ---------------------------------------------------------------------------------------------
+
+function defensesOf(ds) {
+  return state.defenses[ds] ?? null;
+}
+
+/** Shows whether the defenses of the current data set exist; enables the attack's target systems. */
+function renderDefenseAvailability(ds) {
+  const d = defensesOf(ds);
+  const note = $('#squeeze-note');
+  const on = !!d?.available;
+  note.dataset.available = d ? String(on) : '';
+  if (!d) note.textContent = 'Waiting for the model…';
+  else if (on) {
+    note.textContent = `Detector: ${d.detector.join(' + ')}, threshold ${fmtNum(d.threshold, 4)}. Preprocessing defenses: ${d.bit_depth}, ${d.median}.`;
+  } else {
+    note.textContent = d.missing
+      ? `The feature-squeezing defenses of ${DATASET_NAMES[ds]} are not calibrated yet (no ${ds}-squeeze.json next to the model), so this panel and the defended target systems are off.`
+      : `The feature-squeezing defenses are off: ${d.reason}.`;
+  }
+  $('#squeeze-body').hidden = !on;
+  if (!on) clearSqueeze();
+  $('#squeeze-bitdepth-name').textContent = on ? `(${d.bit_depth})` : '';
+  $('#squeeze-median-name').textContent = on ? `(${d.median})` : '';
+  const sel = $('#attack-defense');
+  for (const opt of sel.options) opt.disabled = opt.value !== 'none' && !on;
+  if (!on) sel.value = 'none';
+  updateDefenseFields();
+}
+
+function updateDefenseFields() {
+  const def = $('#attack-defense').value;
+  const mode = $('#attack-mode');
+  mode.disabled = def === 'none';
+  const d = defensesOf(state.dataset);
+  const what = {
+    none: 'The attack and its verdict are about the bare classifier.',
+    'bit-depth': `The system rounds each pixel first (${d?.bit_depth ?? 'bit-depth reduction'}).`,
+    median: `The system smooths the image first (${d?.median ?? 'median filter'}).`,
+    detector: `The system rejects images whose squeezed answers move too far (${d?.detector?.join(' + ') ?? 'squeezers'}).`,
+  }[def];
+  const how =
+    def === 'none'
+      ? ''
+      : mode.value === 'adaptive'
+        ? ' The attack differentiates through the defense (He et al.).'
+        : ' The attack follows the bare model’s gradients; the defended system judges the result.';
+  $('#defense-note').textContent = (d?.available || def === 'none' ? what : '') + how;
+}
+
+function clearSqueeze() {
+  const card = $('#squeeze-card');
+  card.dataset.subject = '';
+  $('#squeeze-subject').textContent = '';
+  const v = $('#squeeze-verdict');
+  v.dataset.flagged = '';
+  v.textContent = '–';
+  $('#squeeze-score').textContent = '–';
+  $('#squeeze-threshold').textContent = '–';
+  setL1Bar($('#squeeze-score-bar'), null, null);
+  $('#squeeze-views').textContent = '';
+  for (const id of ['#squeeze-bitdepth', '#squeeze-median']) {
+    $(id).textContent = '–';
+    $(id).dataset.predicted = '';
+  }
+}
+
+/** A bar for an L1 distance (0..2) with the threshold marked at its middle. */
+function setL1Bar(bar, l1, threshold) {
+  const full = threshold > 0 ? 2 * threshold : 2;
+  const fill = $('.fill', bar);
+  const mark = $('.mark', bar);
+  fill.style.width = l1 == null ? '0%' : `${Math.min(1, Math.max(0, l1 / full)) * 100}%`;
+  mark.hidden = !(threshold > 0);
+  bar.classList.toggle('over', l1 != null && threshold > 0 && l1 > threshold);
+  bar.title = l1 == null ? '' : `L1 ${fmtNum(l1, 4)}${threshold > 0 ? ` (threshold ${fmtNum(threshold, 4)} at the mark)` : ''}`;
+}
+
+function squeezeView(ds, { name, image, probs, predicted, l1, in_detector, preprocessing }, threshold, cls) {
+  const fig = document.createElement('figure');
+  fig.className = cls;
+  fig.dataset.name = name;
+  fig.dataset.predicted = String(predicted);
+  if (l1 != null) fig.dataset.l1 = String(l1);
+  fig.dataset.inDetector = String(!!in_detector);
+  fig.dataset.preprocessing = preprocessing ?? '';
+  const cv = document.createElement('canvas');
+  cv.className = 'pixelated';
+  drawCHW(cv, image, inputShape(ds));
+  cv.setAttribute('aria-label', `${name}: predicted ${className(ds, predicted)}`);
+  const cap = document.createElement('figcaption');
+  const title = document.createElement('div');
+  title.className = 'view-name';
+  title.textContent = name;
+  const says = document.createElement('div');
+  says.className = 'view-pred';
+  const p = probs?.[predicted];
+  says.textContent = `says “${className(ds, predicted)}”${p != null ? ` (${fmtProb(p)})` : ''}`;
+  cap.append(title, says);
+  if (l1 != null) {
+    const dist = document.createElement('div');
+    dist.className = 'view-l1';
+    dist.textContent = `L1 ${fmtNum(l1, 4)}${in_detector ? '' : ' (not in the detector)'}`;
+    const bar = document.createElement('div');
+    bar.className = 'l1-bar';
+    bar.innerHTML = '<div class="fill"></div><div class="mark"></div>';
+    setL1Bar(bar, l1, in_detector ? threshold : null);
+    cap.append(dist, bar);
+  }
+  fig.append(cv, cap);
+  return fig;
+}
+
+function renderSqueeze(ds, report, subject, seq) {
+  const card = $('#squeeze-card');
+  card.dataset.subject = subject.kind;
+  card.dataset.seq = String(seq);
+  $('#squeeze-body').hidden = false;
+  $('#squeeze-subject').textContent = subject.text;
+  const v = $('#squeeze-verdict');
+  v.dataset.flagged = String(!!report.flagged);
+  v.textContent = report.flagged ? 'Flagged as adversarial' : 'Not flagged';
+  $('#squeeze-score').textContent = fmtNum(report.score, 4);
+  $('#squeeze-threshold').textContent = fmtNum(report.threshold, 4);
+  setL1Bar($('#squeeze-score-bar'), report.score, report.threshold);
+  const views = $('#squeeze-views');
+  views.textContent = '';
+  if (subject.pixels) {
+    views.append(
+      squeezeView(
+        ds,
+        { name: 'as given', image: subject.pixels, probs: report.probs, predicted: report.predicted, l1: null },
+        report.threshold,
+        'squeeze-orig',
+      ),
+    );
+  }
+  for (const view of report.views) views.append(squeezeView(ds, view, report.threshold, 'squeeze-view'));
+  for (const [id, kind] of [
+    ['#squeeze-bitdepth', 'bit-depth'],
+    ['#squeeze-median', 'median'],
+  ]) {
+    const view = report.views.find((x) => x.preprocessing === kind);
+    const el = $(id);
+    el.dataset.predicted = view ? String(view.predicted) : '';
+    el.textContent = view ? `the model says “${className(ds, view.predicted)}”` : '–';
+    el.classList.toggle('changed', !!view && view.predicted !== report.predicted);
+  }
+}
+
+/**
+ * Asks the worker for the squeeze report of an image and shows it unless a newer one was asked
+ * for meanwhile. `live`: an attack's current image; skipped while the previous one is pending.
+ * Resolves to the report (or null).
+ */
+async function requestSqueeze(ds, pixels, subject, { live = false } = {}) {
+  if (!defensesOf(ds)?.available || state.fatal) return null;
+  const sq = state.squeeze;
+  if (live) {
+    const now = performance.now();
+    if (sq.liveBusy || now - sq.liveAt < LIVE_SQUEEZE_MS) return null;
+    sq.liveBusy = true;
+    sq.liveAt = now;
+  }
+  const seq = ++sq.seq;
+  let msg;
+  try {
+    msg = await state.engine.request('squeeze', { dataset: ds, pixels });
+  } catch (e) {
+    if (e?.fatal) reportError('Feature squeezing failed', e);
+    else if (seq === sq.seq && ds === state.dataset) $('#squeeze-subject').textContent = `Could not squeeze the image: ${e?.message ?? e}`;
+    return null;
+  } finally {
+    if (live) sq.liveBusy = false;
+  }
+  if (msg.busy || !msg.report) return null;
+  if (seq === sq.seq && ds === state.dataset) renderSqueeze(ds, msg.report, { ...subject, pixels }, seq);
+  return msg.report;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,6 +556,7 @@ function loadModel(ds) {
       )
       .then((info) => {
         state.modelInfo[ds] = info;
+        state.defenses[ds] = info.defenses ?? { available: false, reason: 'the compute engine reported no defenses' };
         return info;
       })
       .catch((e) => {
@@ -460,6 +654,7 @@ async function selectDataset(ds) {
   $('#bars').textContent = '';
   clearPrediction();
   resetAttackView();
+  renderDefenseAvailability(ds);
   $('#model-info').textContent = '';
   const shape = DEFAULT_INPUT[ds];
   $('#model-input-size').textContent = `(${shape[2]}×${shape[1]})`;
@@ -498,6 +693,7 @@ async function selectDataset(ds) {
   const acc = info.manifest?.test_accuracy;
   const accText = typeof acc === 'number' ? `, test accuracy ${(acc <= 1 ? acc * 100 : acc).toFixed(2)}%` : '';
   $('#model-info').textContent = `${name} classifier, input ${w}×${h}×${c}${accText}.`;
+  renderDefenseAvailability(ds);
   renderSamples(ds, samples);
   clearDrawing();
   setInputsEnabled(true);
@@ -694,7 +890,14 @@ function attackParams() {
     confidence: numberField('#p-conf', 0),
     learning_rate: numberField('#p-lr', 0.05),
     random_start: kind === 'pgd' && $('#p-random-start').checked,
+    ...defenseParams(),
   };
+}
+
+/** The attacked system: params.defense and params.adaptive. */
+function defenseParams() {
+  const defense = $('#attack-defense').value || 'none';
+  return { defense, adaptive: defense !== 'none' && $('#attack-mode').value === 'adaptive' };
 }
 
 function setAttackStatus(s, text = s) {
@@ -711,6 +914,7 @@ function resetAttackView() {
   clearCanvas($('#perturbation'));
   $('#pert-scale').textContent = '';
   drawChart([], []);
+  setDefenseOutcome('', '');
   state.lastAttack = null;
   if (!state.attack) setAttackStatus('idle');
 }
@@ -796,19 +1000,25 @@ function startAttack() {
   resetAttackView();
   const p = attackParams();
   const origPredicted = Number($('#prediction').dataset.predicted);
-  const run = { id: null, dataset: ds, input, params: p, origPredicted, reports: 0, loss: [], l2: [] };
-  const { id, promise } = state.engine.send(
-    'attack',
-    { dataset: ds, pixels: input.pixels, params: p },
-    { onProgress: (m) => attackProgress(run, m) },
-  );
-  run.id = id;
+  const run = { id: null, dataset: ds, input, params: p, origPredicted, reports: 0, loss: [], l2: [], phase: 'main' };
   state.attack = run;
-  setAttackStatus('running', `running ${ATTACK_NAMES[p.attack]}…`);
+  sendAttack(run, p);
+  const against = p.defense !== 'none' ? ` against ${DEFENSE_NAMES[p.defense]}${p.adaptive ? ' (adaptive)' : ''}` : '';
+  setAttackStatus('running', `running ${ATTACK_NAMES[p.attack]}${against}…`);
   $('#attack-start').disabled = true;
   $('#attack-cancel').disabled = false;
   $('#attack-form').classList.add('running');
   setStatus('Attack running…');
+}
+
+/** Sends one attack request of a run (the run's main attack, or its follow-up on the bare model). */
+function sendAttack(run, p) {
+  const { id, promise } = state.engine.send(
+    'attack',
+    { dataset: run.dataset, pixels: run.input.pixels, params: p },
+    { onProgress: (m) => attackProgress(run, m) },
+  );
+  run.id = id;
   promise.then(
     (msg) => attackDone(run, msg.result),
     (e) => attackFailed(run, e),
@@ -825,9 +1035,15 @@ function attackProgress(run, m) {
   pe.dataset.step = String(m.step);
   const pred = m.predicted != null ? `, predicted ${className(run.dataset, m.predicted)}` : '';
   const best = Number.isFinite(Number(m.best_l2)) ? `, best L2 ${fmtNum(m.best_l2, 3)}` : '';
-  pe.textContent = `step ${m.step} / ${m.total_steps} · loss ${fmtNum(m.loss, 3)} · L2 ${fmtNum(m.l2, 3)}${best}${pred}`;
+  const phase = run.phase === 'bare' ? 'bare model: ' : '';
+  pe.textContent = `${phase}step ${m.step} / ${m.total_steps} · loss ${fmtNum(m.loss, 3)} · L2 ${fmtNum(m.l2, 3)}${best}${pred}`;
   drawChart(run.loss, run.l2);
-  if (m.image && m.image.length) showAdvImage(run.input.pixels, m.image, run.dataset);
+  if (m.image && m.image.length) {
+    showAdvImage(run.input.pixels, m.image, run.dataset);
+    // Live view of the defenses on the current iterate: at most once a second, beside the attack.
+    const what = run.phase === 'bare' ? 'Attack on the bare model in progress' : 'Attack in progress';
+    requestSqueeze(run.dataset, m.image, { kind: 'attack-progress', text: `${what}: step ${m.step} / ${m.total_steps}` }, { live: true });
+  }
 }
 
 function attackIdle() {
@@ -856,38 +1072,176 @@ function attackFailed(run, e) {
 
 function attackDone(run, r) {
   if (state.attack !== run) return; // cancelled from the page meanwhile
+  if (run.phase === 'main') {
+    run.main = r;
+    const p = run.params;
+    // A non-adaptive attack that fooled no defended system: the engine also returns the example
+    // it made on the bare model (r.bare), which the page judges with the defense. An engine
+    // without it (an older build) gets a second attack on the bare model with the same budget.
+    if (p.defense !== 'none' && !p.adaptive && !r.success && r.bare) {
+      finishAttack(run, r, r.bare);
+      return;
+    }
+    if (p.defense !== 'none' && !p.adaptive && !r.success && !r.cancelled && defensesOf(run.dataset)?.available) {
+      run.phase = 'bare';
+      setAttackStatus('running', `running ${ATTACK_NAMES[p.attack]} on the bare model, to judge its example with ${DEFENSE_NAMES[p.defense]}…`);
+      setDefenseOutcome('checking', `No example fooled ${DEFENSE_NAMES[p.defense]}; attacking the bare model to see what the defense does with its adversarial example…`);
+      sendAttack(run, { ...p, defense: 'none', adaptive: false });
+      return;
+    }
+    finishAttack(run, r, null);
+  } else {
+    finishAttack(run, run.main, r);
+  }
+}
+
+function setDefenseOutcome(outcome, text) {
+  const el = $('#adv-defense');
+  el.dataset.outcome = outcome;
+  el.textContent = text;
+  el.classList.toggle('ok', outcome === 'fooled');
+  el.classList.toggle('bad', outcome === 'detected' || outcome === 'not-fooled');
+}
+
+/**
+ * What happened to the defended system, in words: outcome "fooled" (the defended system is
+ * fooled), "detected" (the example fools the bare model but the detector flags it) or
+ * "not-fooled". `r` is the main result, `bare` the follow-up on the bare model (or null), `report`
+ * the squeeze report of the example shown (or null).
+ */
+function defenseOutcome(run, r, bare, report) {
+  const ds = run.dataset;
+  const p = run.params;
+  const def = p.defense ?? 'none';
+  const cn = (k) => `“${className(ds, k)}”`;
+  const orig = Number.isInteger(r.original_predicted) ? r.original_predicted : run.origPredicted;
+  const cancelledNote = r.cancelled ? ' (cancelled: best result so far)' : '';
+  const scoreText = report ? `score ${fmtNum(report.score, 4)} ${report.flagged ? '>' : '≤'} threshold ${fmtNum(report.threshold, 4)}` : '';
+  const preprocText = report
+    ? ['bit-depth', 'median']
+        .map((k) => report.views.find((v) => v.preprocessing === k))
+        .filter(Boolean)
+        .map((v) => `after ${v.name} it says ${cn(v.predicted)}`)
+        .join(', ')
+    : '';
+  if (def === 'none') {
+    let text = r.success
+      ? `Target system: the bare model, which is fooled${cancelledNote}.`
+      : `Target system: the bare model, which is not fooled${cancelledNote}.`;
+    if (report && r.success) {
+      text += report.flagged
+        ? ` The squeezing detector would flag this example (${scoreText})`
+        : ` The squeezing detector would not flag it (${scoreText})`;
+      text += preprocText ? `; ${preprocText}.` : '.';
+    }
+    return { outcome: r.success ? 'fooled' : 'not-fooled', text };
+  }
+  const how = p.adaptive ? 'the adaptive attack' : 'the attack on the bare model';
+  if (def === 'detector') {
+    if (r.success) {
+      return {
+        outcome: 'fooled',
+        text: `Not detected and misclassified${cancelledNote}: the squeezing detector lets ${how}’s example through${
+          scoreText ? ` (${scoreText})` : ''
+        } and the model says ${cn(r.predicted)} instead of ${cn(orig)}.`,
+      };
+    }
+    if (bare?.success && report) {
+      if (report.flagged) {
+        return {
+          outcome: 'detected',
+          text: `Detected by the squeezing detector: the attack fools the bare model (it says ${cn(bare.predicted)} instead of ${cn(orig)}), but the detector flags the example (${scoreText}).`,
+        };
+      }
+      return {
+        outcome: 'fooled',
+        text: `Not detected and misclassified: the bare model’s adversarial example (it says ${cn(bare.predicted)}) is not flagged (${scoreText}).`,
+      };
+    }
+    return {
+      outcome: 'not-fooled',
+      text: p.adaptive
+        ? `Not fooled${cancelledNote}: the adaptive attack found no example that is misclassified without being flagged; try more steps or a larger initial constant.`
+        : `Not fooled${cancelledNote}: the attack did not even fool the bare model; try more steps or a larger constant.`,
+    };
+  }
+  const name = `${DEFENSE_NAMES[def]}${report ? ` (${report.views.find((v) => v.preprocessing === def)?.name ?? ''})` : ''}`.replace(' ()', '');
+  if (r.success) {
+    return {
+      outcome: 'fooled',
+      text: `Misclassified after ${name}${cancelledNote}: the defended system says ${cn(r.predicted)} instead of ${cn(orig)}.`,
+    };
+  }
+  if (bare?.success && report) {
+    const view = report.views.find((v) => v.preprocessing === def);
+    if (view && view.predicted !== orig) {
+      return { outcome: 'fooled', text: `Misclassified after ${name}: the bare model’s adversarial example still says ${cn(view.predicted)}.` };
+    }
+    return {
+      outcome: 'not-fooled',
+      text: `Not fooled: the attack fools the bare model (it says ${cn(bare.predicted)}), but after ${name} the model says ${cn(view ? view.predicted : orig)} again.`,
+    };
+  }
+  return {
+    outcome: 'not-fooled',
+    text: p.adaptive
+      ? `Not fooled${cancelledNote}: the adaptive attack found no example that ${name} misclassifies; try more steps or a larger constant.`
+      : `Not fooled${cancelledNote}: the attack did not even fool the bare model; try more steps or a larger constant.`,
+  };
+}
+
+/** Shows a finished run: `r` the main result, `bare` the follow-up on the bare model (or null). */
+function finishAttack(run, r, bare) {
   attackIdle();
   const ds = run.dataset;
+  const p = run.params;
+  const defended = p.defense && p.defense !== 'none';
+  // The example on show: the main result, or the bare model's when the defended system held.
+  const shown = bare?.success ? bare : r;
   if (r.cancelled) setAttackStatus('cancelled', 'cancelled');
+  else if (defended) setAttackStatus('done', r.success ? 'done: the defended system is fooled' : 'done: the defended system holds');
   else setAttackStatus('done', r.success ? 'done: adversarial example found' : 'done: no adversarial example found');
-  state.lastAttack = { result: r, dataset: ds, params: run.params, input: run.input };
-  if (r.image) showAdvImage(run.input.pixels, r.image, ds);
+  state.lastAttack = { result: shown, dataset: ds, params: shown === bare ? { ...p, defense: 'none', adaptive: false } : p, input: run.input };
+  if (shown.image) showAdvImage(run.input.pixels, shown.image, ds);
 
   const box = $('#attack-result');
   box.hidden = false;
-  const probs = r.probs;
-  const predicted = r.predicted ?? (probs ? argmax(probs) : null);
+  const probs = shown.probs;
+  const predicted = shown.predicted ?? (probs ? argmax(probs) : null);
   box.dataset.success = String(!!r.success);
   box.dataset.cancelled = String(!!r.cancelled);
+  box.dataset.squeeze = 'none';
+  box.dataset.defense = p.defense ?? 'none';
+  box.dataset.adaptive = String(!!p.adaptive);
+  box.dataset.example = shown === bare ? 'bare' : 'result';
   box.dataset.predicted = String(predicted);
-  box.dataset.l2 = String(r.l2);
-  box.dataset.linf = String(r.linf);
+  box.dataset.l2 = String(shown.l2);
+  box.dataset.linf = String(shown.linf);
   if (probs) box.dataset.probs = JSON.stringify(Array.from(probs));
   $('#adv-predicted').textContent = predicted != null ? className(ds, predicted) : '–';
-  $('#adv-l2').textContent = fmtNum(r.l2, 4);
-  $('#adv-linf').textContent = fmtNum(r.linf, 4);
+  $('#adv-l2').textContent = fmtNum(shown.l2, 4);
+  $('#adv-linf').textContent = fmtNum(shown.linf, 4);
   updateBars($('#adv-bars'), probs, predicted);
 
   const origPred = Number.isInteger(r.original_predicted) ? r.original_predicted : run.origPredicted;
-  const goal = run.params.targeted ? `target ${className(ds, run.params.target)}` : 'any other class';
+  const goal = p.targeted ? `target ${className(ds, p.target)}` : 'any other class';
   const cancelledNote = r.cancelled ? ' (cancelled: best result so far)' : '';
-  $('#adv-verdict').textContent = r.success
-    ? `${ATTACK_NAMES[run.params.attack]} succeeded${cancelledNote}: the model now says “${className(ds, predicted)}”${
-        Number.isFinite(origPred) ? ` instead of “${className(ds, origPred)}”` : ''
-      } (goal: ${goal}).`
-    : `${ATTACK_NAMES[run.params.attack]} did not reach its goal (${goal})${cancelledNote}; try more steps, a larger ε or a larger constant.`;
+  const who = defended ? `the defended system (${DEFENSE_NAMES[p.defense]})` : 'the model';
+  const against = defended ? ` against ${DEFENSE_NAMES[p.defense]}` : '';
+  if (shown === bare) {
+    $('#adv-verdict').textContent = `${ATTACK_NAMES[p.attack]} did not fool ${who}. Shown: its adversarial example for the bare model, which now says “${className(
+      ds,
+      predicted,
+    )}” instead of “${className(ds, origPred)}”.`;
+  } else {
+    $('#adv-verdict').textContent = r.success
+      ? `${ATTACK_NAMES[p.attack]}${against} succeeded${cancelledNote}: ${who} now says “${className(ds, predicted)}”${
+          Number.isFinite(origPred) ? ` instead of “${className(ds, origPred)}”` : ''
+        } (goal: ${goal}).`
+      : `${ATTACK_NAMES[p.attack]}${against} did not reach its goal (${goal})${cancelledNote}; try more steps, a larger ε or a larger constant.`;
+  }
 
-  const rounded = r.rounded;
+  const rounded = shown.rounded;
   const rv = $('#adv-rounded');
   if (rounded) {
     const still = !!rounded.still_adversarial;
@@ -902,8 +1256,32 @@ function attackDone(run, r) {
   } else {
     rv.textContent = '';
   }
-  $('#attack-download').disabled = !r.image;
+  $('#attack-download').disabled = !shown.image;
   setStatus('Ready.');
+
+  // The defenses' view of the example on show (the original when nothing was found).
+  const first = defenseOutcome(run, r, bare, null);
+  const needReport = !!(defensesOf(ds)?.available && shown.image);
+  setDefenseOutcome(needReport && bare ? 'checking' : first.outcome, needReport && bare ? 'Asking the squeezing detector…' : first.text);
+  box.dataset.squeeze = needReport ? 'pending' : 'none'; // the defenses' report on the example shown
+  if (needReport) {
+    const subject = {
+      kind: 'attack-result',
+      text:
+        shown === bare
+          ? `The bare model’s adversarial example (${ATTACK_NAMES[p.attack]})`
+          : r.success
+            ? `The adversarial example (${ATTACK_NAMES[p.attack]}${against}${p.adaptive ? ', adaptive' : ''})`
+            : `The attack’s result: no adversarial example, the original image`,
+    };
+    const lastAttack = state.lastAttack;
+    requestSqueeze(ds, shown.image, subject).then((report) => {
+      if (state.lastAttack !== lastAttack) return;
+      const o = defenseOutcome(run, r, bare, report);
+      setDefenseOutcome(o.outcome, o.text);
+      box.dataset.squeeze = report ? 'done' : 'failed';
+    });
+  }
 }
 
 function downloadAdversarial() {
@@ -963,6 +1341,8 @@ function wireUi() {
     }
   });
   $('#attack-type').addEventListener('change', updateParamFields);
+  $('#attack-defense').addEventListener('change', updateDefenseFields);
+  $('#attack-mode').addEventListener('change', updateDefenseFields);
   $('#attack-goal').addEventListener('change', () => {
     $('#target-wrap').hidden = $('#attack-goal').value !== 'targeted';
   });
@@ -976,7 +1356,32 @@ function wireUi() {
     if (state.attack) drawChart(state.attack.loss, state.attack.l2);
   });
   updateParamFields();
+  updateDefenseFields();
   drawChart([], []);
+}
+
+/**
+ * A small handle for the console and the tests: batch attacks (the engine of `lab attack`) and
+ * squeeze reports, through the worker like everything else.
+ */
+function exposeDebugHandle() {
+  window.advlab = {
+    get backend() {
+      return state.backend;
+    },
+    get dataset() {
+      return state.dataset;
+    },
+    /** Attacks N images (Float32Array of N CHW images in [0,1]) at once; resolves to the batch result. */
+    attackMany(dataset, pixels, labels, targets = null, params = {}, onProgress = null) {
+      return state.engine
+        .request('attack_many', { dataset, pixels, labels: Array.from(labels), targets: targets && Array.from(targets), params }, { onProgress })
+        .then((m) => m.result);
+    },
+    squeezeReport(dataset, pixels) {
+      return state.engine.request('squeeze', { dataset, pixels }).then((m) => m.report);
+    },
+  };
 }
 
 async function main() {
@@ -996,6 +1401,7 @@ async function main() {
     showError(`advlab cannot start: ${e.message ?? e}`, { fatal: true });
     return;
   }
+  exposeDebugHandle();
   const forceCpu = params.get('backend') === 'cpu';
   setStatus(forceCpu ? 'Starting the compute engine (CPU)…' : 'Starting the compute engine…');
   let init;

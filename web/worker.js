@@ -2,21 +2,34 @@
 //
 // Protocol (page -> worker): {id, type, ...}
 //   init     {preferWebGpu}                      -> {backend, note}
-//   load     {dataset}                           -> {dataset, classes, input, manifest}
+//   load     {dataset}                           -> {dataset, classes, input, manifest, defenses}
 //                                                   progress: {phase, loaded, total}
+//            defenses: {available: true, threshold, detector, bit_depth, median}
+//                    | {available: false, reason}    (models/<dataset>-squeeze.json; its absence is no error)
 //   predict  {dataset, pixels: Float32Array}     -> {probs: Float32Array}
 //   prepare  {dataset, rgba: Uint8Array, width, height} -> {pixels: Float32Array}
 //   attack   {dataset, pixels, params}           -> {result}
 //                                                   progress: {step, total_steps, loss, l2, best_l2, predicted, image}
+//            params.defense: none | bit-depth | median | detector; params.adaptive: bool
+//   attack_many {dataset, pixels (N images), labels, targets|null, params} -> {result}
+//                                                   progress: {step, total_steps, loss, l2, best_l2, successes}
+//   squeeze  {dataset, pixels}                   -> {report: {threshold, score, flagged, predicted, probs,
+//                                                    views: [{name, image, probs, predicted, l1, in_detector, preprocessing}]}}
+//            While an attack runs, a "squeeze" request does not wait for it: it runs beside the attack
+//            (one at a time; a second one meanwhile is answered {busy: true}), so the page can watch
+//            the attack's current image without slowing it down.
 //   cancel   {target: id of the attack}          (no reply; the attack ends with result.cancelled)
 // Replies (worker -> page): {id, type: "result", ...} | {id, type: "error", message, fatal}
 //                           | {id, type: "progress", ...}
-// All wasm calls run one at a time (a queue); "cancel" is handled at once.
+// All wasm calls run one at a time (a queue), except "squeeze" during an attack (above);
+// "cancel" is handled at once.
 
 let wasm = null; // the imported module
 let lab = null; // the Lab
 let dead = null; // set to a message once the wasm instance is unusable (panic / abort)
 const cancelled = new Set();
+let attacksRunning = 0; // attacks in progress (they hold the Lab only as a shared borrow)
+let besideJob = null; // the promise of a "squeeze" running beside an attack
 
 let queue = Promise.resolve();
 function enqueue(job) {
@@ -118,6 +131,53 @@ async function readWithProgress(resp, onProgress) {
   return out;
 }
 
+/**
+ * The feature-squeezing configuration of a data set (models/<dataset>-squeeze.json), handed to the
+ * Lab after its model. A missing or unusable file leaves the defenses off; it never fails the load.
+ */
+async function loadDefenses(l, dataset, post) {
+  if (typeof l.load_defenses !== 'function') {
+    return { available: false, reason: 'this build of the compute engine has no defenses' };
+  }
+  const url = new URL(`../models/${dataset}-squeeze.json`, import.meta.url);
+  post({ type: 'progress', phase: 'defenses', loaded: 0, total: 0 });
+  let text;
+  try {
+    const resp = await fetch(url);
+    if (resp.status === 404) {
+      return { available: false, missing: true, reason: `the defenses of ${dataset} are not calibrated yet (no ${url.pathname})` };
+    }
+    if (!resp.ok) return { available: false, reason: `could not download ${url.pathname}: HTTP ${resp.status}` };
+    text = await resp.text();
+  } catch (e) {
+    return { available: false, reason: `could not download ${url.pathname}: ${errorMessage(e)}` };
+  }
+  try {
+    const info = pick(l.load_defenses(text), ['threshold', 'detector', 'bit_depth', 'median']);
+    return { available: true, ...info, threshold: Number(info.threshold), detector: list(info.detector) ?? [] };
+  } catch (e) {
+    if (isFatal(e)) throw e;
+    return { available: false, reason: `the defense configuration ${url.pathname} was refused: ${errorMessage(e)}` };
+  }
+}
+
+/** A squeeze report with plain fields and fresh (transferable) arrays. */
+function plainReport(raw) {
+  const r = pick(raw, ['threshold', 'score', 'flagged', 'predicted', 'probs']);
+  r.probs = f32(r.probs);
+  r.flagged = !!r.flagged;
+  r.views = Array.from(field(raw, 'views') ?? [], (v) => {
+    const o = pick(v, ['name', 'image', 'probs', 'predicted', 'l1', 'in_detector', 'preprocessing']);
+    o.image = f32(o.image);
+    o.probs = f32(o.probs);
+    o.in_detector = !!o.in_detector;
+    o.preprocessing = o.preprocessing ?? null;
+    return o;
+  });
+  const transfer = [r.probs, ...r.views.flatMap((v) => [v.image, v.probs])].filter(Boolean).map((a) => a.buffer);
+  return { report: r, transfer };
+}
+
 const handlers = {
   async init(msg) {
     if (lab) return { backend: lab.backend(), note: lab.backend_note() };
@@ -167,11 +227,13 @@ const handlers = {
       throw new Error(`the ${msg.dataset} weights could not be loaded: ${errorMessage(e)}`);
     }
     const { weights: _w, ...meta } = manifest;
+    const defenses = await loadDefenses(l, msg.dataset, post);
     return {
       dataset: info.dataset ?? msg.dataset,
       classes: list(info.classes ?? manifest.classes),
       input: list(info.input ?? manifest.input).map(Number),
       manifest: meta,
+      defenses,
     };
   },
 
@@ -209,6 +271,7 @@ const handlers = {
       await new Promise((r) => setTimeout(r, 0)); // let a "cancel" message in
       return !cancelled.has(id);
     };
+    attacksRunning++;
     try {
       const raw = await l.attack(msg.dataset, msg.pixels, msg.params, onProgress);
       const r = pick(raw, ['success', 'cancelled', 'image', 'l2', 'linf', 'probs', 'predicted', 'original_predicted']);
@@ -217,14 +280,60 @@ const handlers = {
       const probs = f32(r.probs);
       const rounded = rr == null ? null : pick(rr, ['predicted', 'probs', 'still_adversarial']);
       if (rounded) rounded.probs = f32(rounded.probs);
-      const result = { ...r, image, probs, rounded };
+      const extra = pick(raw, ['defense', 'adaptive', 'attack']);
+      const result = { ...extra, ...r, image, probs, rounded };
       const transfer = [image, probs, rounded?.probs].filter(Boolean).map((a) => a.buffer);
       return { result, transfer };
     } finally {
+      attacksRunning--;
       cancelled.delete(id);
+      await besideJob; // the Lab is free for the next request only once a report beside it is done
     }
   },
+
+  async attack_many(msg, post) {
+    const l = requireLab();
+    if (typeof l.attack_many !== 'function') throw new Error('this build of the compute engine cannot attack a batch');
+    const id = msg.id;
+    const onProgress = async (raw) => {
+      const p = pick(raw, ['step', 'total_steps', 'loss', 'l2', 'best_l2', 'successes', 'predicted']);
+      post({ type: 'progress', ...p });
+      await new Promise((r) => setTimeout(r, 0));
+      return !cancelled.has(id);
+    };
+    const labels = Uint32Array.from(msg.labels);
+    const targets = msg.targets == null ? null : Uint32Array.from(msg.targets);
+    attacksRunning++;
+    try {
+      const raw = await l.attack_many(msg.dataset, msg.pixels, labels, targets, msg.params, onProgress);
+      const r = pick(raw, ['success', 'l2', 'linf', 'predicted', 'cancelled', 'success_rate', 'mean_l2', 'attack']);
+      for (const k of ['success', 'l2', 'linf', 'predicted']) r[k] = list(r[k]);
+      return { result: r };
+    } finally {
+      attacksRunning--;
+      cancelled.delete(id);
+      await besideJob;
+    }
+  },
+
+  async squeeze(msg) {
+    const l = requireLab();
+    if (typeof l.squeeze_report !== 'function') throw new Error('this build of the compute engine has no defenses');
+    return plainReport(await l.squeeze_report(msg.dataset, msg.pixels));
+  },
 };
+
+/** Runs a request and posts its answer (or its error). */
+async function answer(msg, handler, post) {
+  try {
+    const { transfer = [], ...out } = (await handler(msg, post)) ?? {};
+    post({ type: 'result', ...out }, transfer);
+  } catch (e) {
+    const fatal = isFatal(e);
+    if (fatal && !dead) dead = `the compute engine crashed (${errorMessage(e)}); reload the page`;
+    post({ type: 'error', message: errorMessage(e), fatal, status: e?.status });
+  }
+}
 
 self.onmessage = (ev) => {
   const msg = ev.data;
@@ -239,16 +348,18 @@ self.onmessage = (ev) => {
     post({ type: 'error', message: `unknown request type: ${msg.type}` });
     return;
   }
-  enqueue(async () => {
-    try {
-      const { transfer = [], ...out } = (await handler(msg, post)) ?? {};
-      post({ type: 'result', ...out }, transfer);
-    } catch (e) {
-      const fatal = isFatal(e);
-      if (fatal && !dead) dead = `the compute engine crashed (${errorMessage(e)}); reload the page`;
-      post({ type: 'error', message: errorMessage(e), fatal, status: e?.status });
+  if (msg.type === 'squeeze' && attacksRunning > 0) {
+    // Beside the attack: both only read the Lab. One at a time; the page asks again later.
+    if (besideJob) {
+      post({ type: 'result', busy: true });
+      return;
     }
-  });
+    besideJob = answer(msg, handler, post).finally(() => {
+      besideJob = null;
+    });
+    return;
+  }
+  enqueue(() => answer(msg, handler, post));
 };
 
 self.addEventListener('unhandledrejection', (ev) => {

@@ -220,7 +220,8 @@ pub async fn finish(
 }
 
 /// Judges an attack's output by another system (a non-adaptive attack: made against the bare
-/// model, judged by the defended system). An example counts only if it also fools `system`.
+/// model, judged by the defended system). An example counts only if it also fools `system`;
+/// summaries average distances over successes only, so caught examples keep theirs.
 pub async fn judge(system: &dyn AttackTarget, out: AttackOutput, goal: &Goal, shape: crate::data::ImageShape, device: &Device) -> Result<AttackOutput, String> {
     let x = crate::inference::to_tensor(&out.images, shape, device);
     let n = goal.labels.len();
@@ -228,9 +229,11 @@ pub async fn judge(system: &dyn AttackTarget, out: AttackOutput, goal: &Goal, sh
     let pred = system.system_logits(x).argmax(1).reshape([n]).float();
     let all = read_f32(Tensor::cat(vec![ok.float(), pred], 0)).await?;
     let success: Vec<bool> = out.success.iter().zip(&all[..n]).map(|(s, v)| *s && *v > 0.5).collect();
+    // The examples and their distances stay (so a caught example can still be shown); only the
+    // verdict and the system's classes change.
     Ok(AttackOutput {
-        l2: out.l2.iter().zip(&success).map(|(l, s)| if *s { *l } else { 0.0 }).collect(),
-        linf: out.linf.iter().zip(&success).map(|(l, s)| if *s { *l } else { 0.0 }).collect(),
+        l2: out.l2,
+        linf: out.linf,
         predicted: all[n..].iter().map(|v| *v as usize).collect(),
         success,
         images: out.images,

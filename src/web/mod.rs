@@ -2,7 +2,7 @@
 //! the library. Runs inside a module Web Worker (web/worker.js); every call returns a Result so
 //! a failure becomes a JS exception with a message, never a panic that kills the instance.
 
-use crate::attacks::{self, Goal, ModelTarget, Observer, Progress};
+use crate::attacks::{self, AttackTarget, Goal, ModelTarget, Observer, Progress};
 use crate::defenses::squeeze::detector_score;
 use crate::defenses::{defended_system, SqueezeConfig};
 use crate::squeezers::Squeezer;
@@ -198,34 +198,55 @@ impl Lab {
         let target = system.as_ref();
         let bare = ModelTarget { grad_model: &loaded.attack_model, model: &loaded.model };
         let mut observer = JsObserver { callback: on_progress, last_ms: 0.0, interval_ms: 200.0 };
-        let out = run_against(&spec, target, &bare, request.adaptive, x, &goal, shape, &mut observer).await.map_err(js_err)?;
-        // A failed image comes back as the original; a cancelled run returns its best so far.
-        // Predictions are the defended system's (for a preprocessing defense: of the squeezed image).
-        let image = out.images.clone();
+        let defense = if request.defense.is_empty() { "none" } else { request.defense.as_str() };
+        // Non-adaptive against a defense: the example is made on the bare model, then judged by
+        // the defended system; the page shows both verdicts.
+        let (out, bare_out) = if request.adaptive || defense == "none" {
+            (spec.run(target, x, &goal, &mut observer).await.map_err(js_err)?, None)
+        } else {
+            let made = spec.run(&bare, x, &goal, &mut observer).await.map_err(js_err)?;
+            (attacks::judge(target, made.clone(), &goal, shape, &self.device).await.map_err(js_err)?, Some(made))
+        };
+        let obj = self.describe(target, &out, &goal, shape, classes).await?;
+        for (k, v) in [("original_predicted", JsValue::from(original as u32)), ("attack", spec.name().into()), ("defense", defense.into()), ("adaptive", request.adaptive.into())] {
+            set(&obj, k, &v)?;
+        }
+        if let Some(made) = bare_out {
+            let b = self.describe(&bare, &made, &goal, shape, classes).await?;
+            for (k, v) in [("original_predicted", JsValue::from(original as u32)), ("attack", spec.name().into()), ("defense", "none".into()), ("adaptive", false.into())] {
+                set(&b, k, &v)?;
+            }
+            set(&obj, "bare", &b)?;
+        }
+        Ok(obj)
+    }
+}
+
+impl Lab {
+    /// An attack's (single-image) output as the page shows it, by `target`'s verdict: a failed
+    /// image comes back as the original, a cancelled run as its best so far; predictions are the
+    /// system's (for a preprocessing defense: of the squeezed image); the 8-bit check says
+    /// whether the rounded image (what a PNG holds) still does what the goal asks.
+    async fn describe(&self, target: &dyn AttackTarget, out: &attacks::AttackOutput, goal: &Goal, shape: crate::data::ImageShape, classes: usize) -> Result<JsValue, JsError> {
         let system_probs = |pixels: &[f32]| {
             let t = inference::to_tensor(pixels, shape, &self.device);
             inference::read_f32(burn::tensor::activation::softmax(target.system_logits(t), 1))
         };
-        let probs = system_probs(&image).await.map_err(js_err)?;
-        let rounded = preprocess::quantize_8bit(&image);
+        let probs = system_probs(&out.images).await.map_err(js_err)?;
+        let rounded = preprocess::quantize_8bit(&out.images);
         let rounded_probs = system_probs(&rounded).await.map_err(js_err)?;
         let rounded_pred = inference::argmax_rows(&rounded_probs, classes)[0];
         let still = attacks::succeeded(target, inference::to_tensor(&rounded, shape, &self.device), goal.onehot(&self.device), goal.is_targeted(), 0.0);
         let still = out.success[0] && inference::read_f32(still.float()).await.map_err(js_err)?[0] > 0.5;
-        let result = serde_json::json!({
+        let obj = to_js(&serde_json::json!({
             "success": out.success[0],
             "cancelled": out.cancelled,
             "l2": out.l2[0],
             "linf": out.linf[0],
             "predicted": out.predicted[0],
-            "original_predicted": original,
-            "attack": spec.name(),
-            "defense": if request.defense.is_empty() { "none" } else { request.defense.as_str() },
-            "adaptive": request.adaptive,
             "rounded": { "predicted": rounded_pred, "still_adversarial": still },
-        });
-        let obj = to_js(&result)?;
-        set(&obj, "image", &Float32Array::from(&image[..]))?;
+        }))?;
+        set(&obj, "image", &Float32Array::from(&out.images[..]))?;
         set(&obj, "probs", &Float32Array::from(&probs[..]))?;
         let rounded_obj = js_sys::Reflect::get(&obj, &"rounded".into()).map_err(|_| JsError::new("cannot build the result object"))?;
         set(&rounded_obj, "probs", &Float32Array::from(&rounded_probs[..]))?;

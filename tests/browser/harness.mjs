@@ -178,6 +178,7 @@ export async function makeTempDir(prefix = 'advlab-test-') {
 // ---------------------------------------------------------------------------------------------
 
 export const MOCK_SAMPLES = 12;
+export const MOCK_THRESHOLD = 0.05;
 
 /** Made-up MNIST-shaped files: manifest, weights (mock format) and a sample pack of simple shapes. */
 export function mockFiles() {
@@ -204,8 +205,19 @@ export function mockFiles() {
     }
   }
   const samples = { dataset: 'mnist', count: MOCK_SAMPLES, shape: [1, 28, 28], labels: Array.from({ length: MOCK_SAMPLES }, (_, k) => k % 10), file: 'mnist-samples.bin' };
+  // The stand-in's detector: 1-bit depth only (see fixtures/mock-advlab.js for what its numbers are).
+  const squeeze = {
+    dataset: 'mnist',
+    squeezers: [{ kind: 'bit_depth', bits: 1 }],
+    threshold: MOCK_THRESHOLD,
+    false_positive_rate: 0.05,
+    calibration_images: 100,
+    bit_depth: { kind: 'bit_depth', bits: 1 },
+    median: { kind: 'median', width: 3, height: 3 },
+  };
   return {
     'mnist.json': { body: JSON.stringify(manifest), contentType: 'application/json' },
+    'mnist-squeeze.json': { body: JSON.stringify(squeeze), contentType: 'application/json' },
     'mnist.safetensors': { body: Buffer.from(weights), contentType: 'application/octet-stream' },
     'mnist-samples.json': { body: JSON.stringify(samples), contentType: 'application/json' },
     'mnist-samples.bin': { body: Buffer.from(bin), contentType: 'application/octet-stream' },
@@ -276,11 +288,16 @@ export async function isVisible(page, selector) {
   return page.locator(selector).isVisible();
 }
 
-/** Sets the attack form and clicks Start. */
-export async function startAttack(page, { attack = 'cw', targeted = false, target = null, fields = {} } = {}) {
+/**
+ * Sets the attack form and clicks Start. `defense`: the target system (none, bit-depth, median,
+ * detector); `adaptive`: attack the defense (true) or the bare model (false).
+ */
+export async function startAttack(page, { attack = 'cw', targeted = false, target = null, fields = {}, defense = 'none', adaptive = false } = {}) {
   await page.selectOption('#attack-type', attack);
   await page.selectOption('#attack-goal', targeted ? 'targeted' : 'untargeted');
   if (targeted) await page.selectOption('#attack-target', String(target));
+  await page.selectOption('#attack-defense', defense);
+  if (defense !== 'none') await page.selectOption('#attack-mode', adaptive ? 'adaptive' : 'bare');
   for (const [sel, value] of Object.entries(fields)) await page.fill(sel, String(value));
   await page.click('#attack-start');
   await page.waitForFunction(() => document.querySelector('#attack-status').dataset.state !== 'idle');
@@ -308,8 +325,84 @@ export async function readAttackResult(page) {
       l2: Number(el.dataset.l2),
       linf: Number(el.dataset.linf),
       verdict: document.querySelector('#adv-rounded').textContent,
+      defense: el.dataset.defense,
+      adaptive: el.dataset.adaptive === 'true',
+      example: el.dataset.example, // "result", or "bare": the bare model's example, shown when the defense held
+      outcome: document.querySelector('#adv-defense').dataset.outcome, // fooled | detected | not-fooled
+      outcomeText: document.querySelector('#adv-defense').textContent,
+      squeeze: el.dataset.squeeze, // the squeeze report on the example shown: done | none | failed
     };
   });
+}
+
+/**
+ * Waits until the attack has ended, the defended system's outcome is known and the feature-squeezing
+ * report on the example shown (when the defenses are loaded) has come.
+ */
+export async function waitAttackOutcome(page, timeout = 600_000) {
+  await page.waitForFunction(
+    () => {
+      const st = document.querySelector('#attack-status').dataset.state;
+      if (st === 'error' || st === 'cancelled') return true;
+      const o = document.querySelector('#adv-defense').dataset.outcome;
+      const sq = document.querySelector('#attack-result').dataset.squeeze;
+      return st === 'done' && o !== '' && o !== 'checking' && sq !== 'pending';
+    },
+    null,
+    { timeout },
+  );
+  return readAttackResult(page);
+}
+
+/** The feature-squeezing panel as shown. */
+export async function readSqueeze(page) {
+  return page.evaluate(() => {
+    const card = document.querySelector('#squeeze-card');
+    const v = document.querySelector('#squeeze-verdict');
+    const num = (sel) => Number(document.querySelector(sel).textContent);
+    return {
+      available: document.querySelector('#squeeze-note').dataset.available,
+      note: document.querySelector('#squeeze-note').textContent,
+      bodyVisible: !document.querySelector('#squeeze-body').hidden,
+      subject: card.dataset.subject,
+      subjectText: document.querySelector('#squeeze-subject').textContent,
+      seq: Number(card.dataset.seq),
+      flagged: v.dataset.flagged,
+      verdict: v.textContent,
+      score: num('#squeeze-score'),
+      threshold: num('#squeeze-threshold'),
+      views: Array.from(document.querySelectorAll('#squeeze-views .squeeze-view'), (f) => ({
+        name: f.dataset.name,
+        predicted: Number(f.dataset.predicted),
+        l1: Number(f.dataset.l1),
+        inDetector: f.dataset.inDetector === 'true',
+        preprocessing: f.dataset.preprocessing,
+        canvas: (() => {
+          const c = f.querySelector('canvas');
+          return { width: c.width, height: c.height, shownWidth: c.getBoundingClientRect().width };
+        })(),
+      })),
+      bitDepth: document.querySelector('#squeeze-bitdepth').dataset.predicted,
+      median: document.querySelector('#squeeze-median').dataset.predicted,
+    };
+  });
+}
+
+/** Waits for a squeeze report about `subject` (input, attack-progress, attack-result) newer than `after`. */
+export async function waitSqueeze(page, subject, after = 0, timeout = 120_000) {
+  await page.waitForFunction(
+    ([s, n]) => {
+      const card = document.querySelector('#squeeze-card');
+      return card.dataset.subject === s && Number(card.dataset.seq) > n;
+    },
+    [subject, after],
+    { timeout },
+  );
+  return readSqueeze(page);
+}
+
+export async function squeezeSeq(page) {
+  return page.evaluate(() => Number(document.querySelector('#squeeze-card').dataset.seq));
 }
 
 /** Every request URL that left the page's own origin (blob: and data: URLs of the page count as its own). */

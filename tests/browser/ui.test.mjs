@@ -22,6 +22,11 @@ import {
   readAttackResult,
   foreignRequests,
   makeTempDir,
+  MOCK_THRESHOLD,
+  readSqueeze,
+  waitSqueeze,
+  squeezeSeq,
+  waitAttackOutcome,
 } from './harness.mjs';
 
 const noChromium = await access(CHROMIUM).then(
@@ -177,6 +182,206 @@ describe('page logic (stand-in engine)', { skip: noChromium, timeout: 180_000 },
 
   it('makes no request to another origin', () => {
     assert.deepEqual(foreignRequests(lab.requests, lab.url), []);
+  });
+});
+
+// The stand-in's detector (fixtures/mock-advlab.js): 1-bit depth only, threshold MOCK_THRESHOLD; a
+// clean sample scores 0, a grey (non-adaptive) attack is flagged, the adaptive one flips pixels and
+// is not.
+describe('feature squeezing and defended attacks (stand-in engine)', { skip: noChromium, timeout: 180_000 }, () => {
+  let lab;
+  let page;
+
+  before(async () => {
+    lab = await startLab({ webgpu: false, mock: true });
+    page = lab.page;
+    await waitReady(page, 60_000);
+  });
+
+  after(async () => {
+    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
+    await lab?.close();
+  });
+
+  it('loads the defenses with the model and says what they are', async () => {
+    const sq = await readSqueeze(page);
+    assert.equal(sq.available, 'true');
+    assert.match(sq.note, /1-bit depth/);
+    assert.match(sq.note, /3x3 median/);
+    for (const v of ['none', 'bit-depth', 'median', 'detector']) {
+      assert.equal(await page.isDisabled(`#attack-defense option[value="${v}"]`), false, v);
+    }
+    assert.equal(await page.isDisabled('#attack-mode'), true, 'no attacker mode for the bare model');
+    await page.selectOption('#attack-defense', 'detector');
+    assert.equal(await page.isDisabled('#attack-mode'), false);
+    assert.match(await page.textContent('#defense-note'), /bare model’s gradients/);
+    await page.selectOption('#attack-mode', 'adaptive');
+    assert.match(await page.textContent('#defense-note'), /through the defense/);
+    await page.selectOption('#attack-defense', 'none');
+  });
+
+  it('shows the squeezed views, the score and a verdict for a clean sample', async () => {
+    const seq = await squeezeSeq(page);
+    const p = await predictSample(page, 3);
+    const sq = await waitSqueeze(page, 'input', seq, 10_000);
+    assert.ok(sq.bodyVisible);
+    assert.match(sq.subjectText, /Sample #3/);
+    assert.equal(sq.flagged, 'false');
+    assert.equal(sq.verdict, 'Not flagged');
+    assert.equal(sq.threshold, MOCK_THRESHOLD);
+    assert.ok(sq.score <= sq.threshold);
+    assert.deepEqual(
+      sq.views.map((v) => [v.name, v.inDetector, v.preprocessing]),
+      [
+        ['1-bit depth', true, 'bit-depth'],
+        ['3x3 median', false, 'median'],
+      ],
+    );
+    for (const v of sq.views) {
+      assert.ok(Number.isInteger(v.predicted) && v.predicted >= 0 && v.predicted < 10);
+      assert.ok(Number.isFinite(v.l1) && v.l1 >= 0);
+      assert.equal(v.canvas.width, 28);
+      assert.ok(v.canvas.shownWidth >= 56, `magnified: ${v.canvas.shownWidth}px`);
+    }
+    assert.equal(Number(sq.bitDepth), sq.views[0].predicted);
+    assert.equal(Number(sq.median), sq.views[1].predicted);
+    assert.ok(await page.locator('#squeeze-views .squeeze-orig').count(), 'the image itself is shown too');
+    assert.equal(await page.getAttribute('.squeeze-orig', 'data-predicted'), String(p.predicted));
+  });
+
+  it('reports on a drawing too', async () => {
+    const seq = await squeezeSeq(page);
+    await drawStroke(page);
+    const sq = await waitSqueeze(page, 'input', seq, 10_000);
+    assert.match(sq.subjectText, /drawing/);
+    assert.ok(['true', 'false'].includes(sq.flagged));
+    await page.click('#draw-clear');
+  });
+
+  it('attack the bare model, target the detector: shown as detected, with the bare model’s example flagged', async () => {
+    await predictSample(page, 2);
+    await startAttack(page, { attack: 'cw', defense: 'detector', adaptive: false, fields: { '#p-steps': 10, '#p-bss': 2 } });
+    const r = await waitAttackOutcome(page, 60_000);
+    assert.equal(r.defense, 'detector');
+    assert.equal(r.adaptive, false);
+    assert.equal(r.success, false, 'the defended system is not fooled');
+    assert.equal(r.example, 'bare', 'the page shows the bare model’s example');
+    assert.equal(r.outcome, 'detected');
+    assert.match(r.outcomeText, /^Detected by the squeezing detector/);
+    const sq = await readSqueeze(page);
+    assert.equal(sq.subject, 'attack-result');
+    assert.equal(sq.flagged, 'true');
+    assert.equal(sq.verdict, 'Flagged as adversarial');
+    assert.ok(sq.score > sq.threshold);
+    assert.match((await attackState(page)).statusText, /holds/);
+  });
+
+  it('attack the defense (adaptive): not detected and misclassified', async () => {
+    const before = await predictSample(page, 2);
+    await startAttack(page, { attack: 'cw', defense: 'detector', adaptive: true, fields: { '#p-steps': 10, '#p-bss': 2 } });
+    const r = await waitAttackOutcome(page, 60_000);
+    assert.equal(r.adaptive, true);
+    assert.equal(r.success, true);
+    assert.equal(r.example, 'result');
+    assert.equal(r.outcome, 'fooled');
+    assert.match(r.outcomeText, /^Not detected and misclassified/);
+    assert.notEqual(r.predicted, before.predicted);
+    const sq = await waitSqueeze(page, 'attack-result', 0, 10_000);
+    assert.equal(sq.flagged, 'false');
+    assert.match((await attackState(page)).statusText, /fooled/);
+  });
+
+  it('bit-depth reduction undoes the non-adaptive attack; the adaptive one gets through', async () => {
+    const before = await predictSample(page, 2);
+    await startAttack(page, { attack: 'cw', defense: 'bit-depth', adaptive: false, fields: { '#p-steps': 10, '#p-bss': 2 } });
+    let r = await waitAttackOutcome(page, 60_000);
+    assert.equal(r.outcome, 'not-fooled');
+    assert.match(r.outcomeText, /after bit-depth reduction \(1-bit depth\) the model says “\d” again/);
+    const sq = await readSqueeze(page);
+    assert.equal(Number(sq.bitDepth), before.predicted);
+    await startAttack(page, { attack: 'cw', defense: 'bit-depth', adaptive: true, fields: { '#p-steps': 10, '#p-bss': 2 } });
+    r = await waitAttackOutcome(page, 60_000);
+    assert.equal(r.outcome, 'fooled');
+    assert.match(r.outcomeText, /^Misclassified after bit-depth reduction/);
+  });
+
+  it('a bare-model attack tells what the detector would say', async () => {
+    await predictSample(page, 2);
+    await startAttack(page, { attack: 'cw', fields: { '#p-steps': 10, '#p-bss': 2 } });
+    const r = await waitAttackOutcome(page, 60_000);
+    assert.equal(r.defense, 'none');
+    assert.equal(r.outcome, 'fooled');
+    await page.waitForFunction(() => /squeezing detector would/.test(document.querySelector('#adv-defense').textContent));
+    assert.equal((await readSqueeze(page)).subject, 'attack-result');
+  });
+
+  it('follows a running attack live, at most about once a second, and stops with it', async () => {
+    await predictSample(page, 4);
+    const seq0 = await squeezeSeq(page);
+    await startAttack(page, { attack: 'pgd', defense: 'detector', adaptive: false, fields: { '#p-steps': 2000 } });
+    const t0 = Date.now();
+    const first = await waitSqueeze(page, 'attack-progress', seq0, 10_000);
+    assert.match(first.subjectText, /step \d+ \/ 2000/);
+    assert.equal(first.flagged, 'true', 'grey steps are flagged by the stand-in');
+    await page.waitForFunction((n) => Number(document.querySelector('#squeeze-card').dataset.seq) > n, first.seq, { timeout: 5_000 });
+    await page.waitForTimeout(2500);
+    const seq1 = await squeezeSeq(page);
+    const secs = (Date.now() - t0) / 1000;
+    assert.ok(seq1 - seq0 <= secs + 2, `${seq1 - seq0} reports in ${secs.toFixed(1)} s`);
+    assert.equal((await attackState(page)).status, 'running', 'the attack goes on meanwhile');
+    const reports = (await attackState(page)).reports;
+    assert.ok(reports > 100, `the attack was not held up: ${reports} progress reports`);
+    await page.click('#attack-cancel');
+    await page.waitForFunction(() => document.querySelector('#attack-status').dataset.state === 'cancelled');
+    const p = await predictSample(page, 5, 10_000);
+    assert.equal(p.source, 'sample:5');
+    await waitSqueeze(page, 'input', seq1, 10_000);
+  });
+
+  it('passes the target system to a batch attack through the debug handle', async () => {
+    const r = await page.evaluate(async () => {
+      const n = 28 * 28;
+      const px = new Float32Array(3 * n);
+      for (let i = 0; i < px.length; i++) px[i] = (i % 28) / 27;
+      let reports = 0;
+      const out = await window.advlab.attackMany('mnist', px, [1, 2, 3], null, { attack: 'pgd', steps: 5, epsilon: 0.3, defense: 'none' }, () => reports++);
+      return { ...out, reports };
+    });
+    assert.equal(r.success.length, 3);
+    assert.equal(r.l2.length, 3);
+    assert.equal(r.predicted.length, 3);
+    assert.equal(r.reports, 3);
+    assert.ok(r.success_rate >= 0 && r.success_rate <= 1);
+  });
+});
+
+describe('without calibrated defenses (stand-in engine)', { skip: noChromium, timeout: 120_000 }, () => {
+  it('says the defenses are not calibrated, and attacks the bare model as before', async () => {
+    const lab = await startLab({
+      webgpu: false,
+      mock: true,
+      setup: (ctx) => ctx.route(/\/models\/mnist-squeeze\.json/, (r) => r.fulfill({ status: 404, body: 'not found' })),
+    });
+    try {
+      const page = lab.page;
+      await waitReady(page, 30_000);
+      const sq = await readSqueeze(page);
+      assert.equal(sq.available, 'false');
+      assert.match(sq.note, /not calibrated yet/);
+      assert.equal(sq.bodyVisible, false);
+      assert.equal(await page.locator('#error').isVisible(), false, 'no error for a missing file');
+      for (const v of ['bit-depth', 'median', 'detector']) {
+        assert.equal(await page.isDisabled(`#attack-defense option[value="${v}"]`), true, v);
+      }
+      await predictSample(page, 1);
+      await startAttack(page, { attack: 'fgsm' });
+      const r = await waitAttackOutcome(page, 30_000);
+      assert.ok(r.visible);
+      assert.equal(r.defense, 'none');
+      assert.equal((await readSqueeze(page)).bodyVisible, false);
+    } finally {
+      await lab.close();
+    }
   });
 });
 
