@@ -4,7 +4,7 @@ use advlab::attacks::{Goal, ModelTarget, Observer, Progress};
 use advlab::defenses::squeeze::{detector_score, threshold_for_rate};
 use advlab::defenses::{defended_system, SqueezeConfig};
 use advlab::data::{load_splits, Dataset};
-use advlab::evaluate::{first_correct, random_targets, rounded_success, run_against, summarise, AttackOptions, AttackSpec};
+use advlab::evaluate::{first_correct, random_targets, rounded_success, summarise, AttackOptions, AttackSpec};
 use advlab::inference;
 use advlab::models::{load_model, Classifier, DatasetKind, ModelManifest};
 use advlab::preprocess;
@@ -268,7 +268,8 @@ pub struct AttackArgs {
     /// Append the record to this JSON-lines file
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Attack a defended system: none, bit-depth, median or detector
+    /// Attack a defended system: none, bit-depth, median or detector; several, comma-separated,
+    /// share one non-adaptive attack on the bare model (each judges it) and get a record each
     #[arg(long, default_value = "none")]
     pub defense: String,
     /// Aim at the defense itself (He et al.'s adaptive attack) instead of the bare model
@@ -324,13 +325,16 @@ pub fn attack(a: AttackArgs) -> Res {
     };
     let chosen = pollster::block_on(first_correct(&model, &test, a.count, &device))?;
     eprintln!("{}: attacking the first {} correctly classified test images with {}", kind.name(), chosen.len(), spec.name());
-    let squeeze = if a.defense == "none" { None } else { Some(squeeze_config(kind, &a.models)?) };
-    let system = defended_system(&a.defense, squeeze.as_ref(), &grad_model, &model)?;
-    let target = system.as_ref();
+    // Several defenses at once (comma-separated): a non-adaptive attack is made once on the bare
+    // model and judged by each; an adaptive one runs against each system in turn.
+    let defenses: Vec<&str> = a.defense.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    let squeeze = if defenses.iter().all(|d| *d == "none") { None } else { Some(squeeze_config(kind, &a.models)?) };
+    let systems = defenses.iter().map(|d| defended_system(d, squeeze.as_ref(), &grad_model, &model)).collect::<Result<Vec<_>, _>>()?;
     let bare = ModelTarget { grad_model: &grad_model, model: &model };
     let start = Instant::now();
-    let (mut outputs, mut rounded) = (Vec::new(), Vec::new());
-    let mut all_images = Vec::new();
+    let mut outputs: Vec<Vec<advlab::attacks::AttackOutput>> = vec![Vec::new(); systems.len()];
+    let mut rounded: Vec<Vec<bool>> = vec![Vec::new(); systems.len()];
+    let mut seconds = vec![0.0; systems.len()];
     for (b, batch) in chosen.chunks(a.batch_size).enumerate() {
         let sub = Dataset {
             shape: test.shape,
@@ -346,38 +350,52 @@ pub fn attack(a: AttackArgs) -> Res {
         };
         let x = inference::dataset_tensor(&sub, 0, sub.len(), &device);
         let mut bar = Bar { label: format!("batch {}", b + 1), every: 50 };
-        let out = pollster::block_on(run_against(&spec, target, &bare, a.adaptive || a.defense == "none", x, &goal, test.shape, &mut bar))?;
-        eprintln!();
-        rounded.extend(pollster::block_on(rounded_success(target, &out, &goal, test.shape, &device))?);
-        all_images.extend(batch.iter().zip(out.success.iter()).enumerate().map(|(k, (&i, &s))| (i, s, out.images[k * test.shape.len()..(k + 1) * test.shape.len()].to_vec(), out.predicted[k])));
-        outputs.push(out);
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let system = match a.defense.as_str() {
-        "none" => manifest.weights.clone(),
-        d => format!("{} + {d} ({})", manifest.weights, if a.adaptive { "adaptive attack" } else { "attack on the bare model" }),
-    };
-    let record = summarise(kind.name(), &system, &spec, a.targeted, &outputs, &rounded, seconds);
-    println!("{} on {} [{}] ({}), {} images:", spec.name(), kind.name(), system, if a.targeted { "targeted, random other class" } else { "untargeted" }, record.images);
-    println!("  success rate          {:.1}%", 100.0 * record.success_rate);
-    println!("  mean L2               {:.4}", record.mean_l2);
-    println!("  median L2             {:.4}", record.median_l2);
-    println!("  mean L-inf            {:.4}", record.mean_linf);
-    println!("  adversarial as 8-bit  {:.1}%", 100.0 * record.rounded_success_rate);
-    println!("  time                  {:.1} s", seconds);
-    if let Some(dir) = &a.png {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for (i, ok, img, pred) in &all_images {
-            if *ok {
-                let path = dir.join(format!("{i:05}-label{}-adv{}.png", test.labels[*i], pred));
-                write_png(&path, img, test.shape)?;
-            }
+        let shared = Instant::now();
+        let made = if a.adaptive { None } else { Some(pollster::block_on(spec.run(&bare, x.clone(), &goal, &mut bar))?) };
+        let shared = shared.elapsed().as_secs_f64();
+        for (k, system) in systems.iter().enumerate() {
+            let t = Instant::now();
+            let out = match &made {
+                Some(m) => pollster::block_on(advlab::attacks::judge(system.as_ref(), m.clone(), &goal, test.shape, &device))?,
+                None => pollster::block_on(spec.run(system.as_ref(), x.clone(), &goal, &mut bar))?,
+            };
+            eprintln!();
+            rounded[k].extend(pollster::block_on(rounded_success(system.as_ref(), &out, &goal, test.shape, &device))?);
+            seconds[k] += shared + t.elapsed().as_secs_f64();
+            outputs[k].push(out);
         }
-        eprintln!("wrote the adversarial examples to {}", dir.display());
     }
-    if let Some(path) = &a.json {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        writeln!(f, "{}", serde_json::to_string(&record).unwrap()).map_err(|e| e.to_string())?;
+    eprintln!("{:.0} s in all", start.elapsed().as_secs_f64());
+    for (k, defense) in defenses.iter().enumerate() {
+        let system = match *defense {
+            "none" => manifest.weights.clone(),
+            d => format!("{} + {d} ({})", manifest.weights, if a.adaptive { "adaptive attack" } else { "attack on the bare model" }),
+        };
+        let record = summarise(kind.name(), &system, &spec, a.targeted, &outputs[k], &rounded[k], seconds[k]);
+        println!("{} on {} [{}] ({}), {} images:", spec.name(), kind.name(), system, if a.targeted { "targeted, random other class" } else { "untargeted" }, record.images);
+        println!("  success rate          {:.1}%", 100.0 * record.success_rate);
+        println!("  mean L2               {:.4}", record.mean_l2);
+        println!("  median L2             {:.4}", record.median_l2);
+        println!("  mean L-inf            {:.4}", record.mean_linf);
+        println!("  adversarial as 8-bit  {:.1}%", 100.0 * record.rounded_success_rate);
+        println!("  time                  {:.1} s", record.seconds);
+        if let Some(dir) = &a.png {
+            let dir = if defenses.len() > 1 { dir.join(defense) } else { dir.clone() };
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let n = test.shape.len();
+            let outs = outputs[k].iter().flat_map(|o| (0..o.success.len()).map(move |j| (o, j)));
+            for (&i, (o, j)) in chosen.iter().zip(outs) {
+                if o.success[j] {
+                    let path = dir.join(format!("{i:05}-label{}-adv{}.png", test.labels[i], o.predicted[j]));
+                    write_png(&path, &o.images[j * n..(j + 1) * n], test.shape)?;
+                }
+            }
+            eprintln!("wrote the adversarial examples to {}", dir.display());
+        }
+        if let Some(path) = &a.json {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            writeln!(f, "{}", serde_json::to_string(&record).unwrap()).map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }
