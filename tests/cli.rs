@@ -104,3 +104,22 @@ fn bad_inputs_give_clear_errors_not_panics() {
     let (ok, _, err) = run(&["predict", "--sample", "100000"]);
     assert!(!ok && err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn report_renders_records_including_attacks_that_never_succeeded() {
+    let dir = tmp("report");
+    let f = dir.join("r.jsonl");
+    let spec = r#"{"attack":"fgsm","epsilon":0.1}"#;
+    let ok = format!(r#"{{"dataset":"mnist","model":"mnist.safetensors","attack":{spec},"targeted":false,"images":10,"success_rate":0.5,"mean_l2":1.5,"median_l2":1.4,"mean_linf":0.1,"rounded_success_rate":0.4,"seconds":2.0}}"#);
+    let none = format!(r#"{{"dataset":"mnist","model":"mnist.safetensors + detector (attack on the bare model)","attack":{spec},"targeted":true,"images":10,"success_rate":0.0,"mean_l2":null,"median_l2":null,"mean_linf":null,"rounded_success_rate":0.0,"seconds":2.0}}"#);
+    std::fs::write(&f, format!("{ok}\n{none}\n")).unwrap();
+    let (ok_run, out, err) = run(&["report", f.to_str().unwrap()]);
+    assert!(ok_run, "{err}");
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    assert!(rows[2].contains("| 50% | 1.500 | 1.400 | 0.100 | 40% |"), "{}", rows[2]);
+    assert!(rows[3].contains("+ detector") && rows[3].contains("| 0% | - | - | - | 0% |"), "{}", rows[3]);
+    std::fs::write(&f, "{not json\n").unwrap();
+    let (ok_run, _, err) = run(&["report", f.to_str().unwrap()]);
+    assert!(!ok_run && err.contains("r.jsonl:1: not an attack record"), "{err}");
+}

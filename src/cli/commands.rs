@@ -408,23 +408,29 @@ pub fn write_png(path: &Path, pixels: &[f32], shape: advlab::data::ImageShape) -
 
 pub fn report(records: &Path) -> Res {
     let text = std::fs::read_to_string(records).map_err(|e| format!("{}: {e}", records.display()))?;
-    println!("| data set | attack | goal | images | success | mean L2 | median L2 | mean L-inf | still adversarial as 8-bit PNG | time |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| data set | system | attack | goal | images | success | mean L2 | median L2 | mean L-inf | still adversarial as 8-bit PNG | time |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let r: advlab::evaluate::AttackRecord =
-            serde_json::from_str(line).map_err(|e| format!("{}:{}: not an attack record: {e}", records.display(), i + 1))?;
+        let bad = |e: String| format!("{}:{}: not an attack record: {e}", records.display(), i + 1);
+        let r: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let spec: AttackSpec = serde_json::from_value(r["attack"].clone()).map_err(|e| bad(e.to_string()))?;
+        // JSON has no NaN: a distortion over no success is written as null.
+        let num = |k: &str| r[k].as_f64();
+        let dist = |k: &str| num(k).map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+        let pct = |k: &str| num(k).map(|v| format!("{:.0}%", 100.0 * v)).unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | {} | {:.0}% | {:.3} | {:.3} | {:.3} | {:.0}% | {:.0} s |",
-            r.dataset,
-            r.attack.name(),
-            if r.targeted { "targeted (random other class)" } else { "untargeted" },
-            r.images,
-            100.0 * r.success_rate,
-            r.mean_l2,
-            r.median_l2,
-            r.mean_linf,
-            100.0 * r.rounded_success_rate,
-            r.seconds
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s |",
+            r["dataset"].as_str().unwrap_or("?"),
+            r["model"].as_str().unwrap_or("?"),
+            spec.name(),
+            if r["targeted"].as_bool() == Some(true) { "targeted (random other class)" } else { "untargeted" },
+            r["images"],
+            pct("success_rate"),
+            dist("mean_l2"),
+            dist("median_l2"),
+            dist("mean_linf"),
+            pct("rounded_success_rate"),
+            num("seconds").unwrap_or(f64::NAN)
         );
     }
     Ok(())
