@@ -196,7 +196,17 @@ pub fn train(
     let config = dataset.architecture();
     let train_device = device.clone().autodiff();
     let (mut meta, mut model, mut optim) = if checkpoint.exists() {
-        let (meta, model, optim) = load_checkpoint(checkpoint, &config, &train_device)?;
+        let (mut meta, model, optim) = load_checkpoint(checkpoint, &config, &train_device)?;
+        // The schedule's length may change on resume (the cosine then continues over the new
+        // total from where it is); every other setting must match, or the run would not be one run.
+        let same_but_length = TrainOptions { epochs: options.epochs, ..meta.options.clone() } == *options;
+        if same_but_length && meta.options.epochs != options.epochs && options.epochs >= meta.epochs_done {
+            log(&format!(
+                "schedule length changed from {} to {} epochs after epoch {}",
+                meta.options.epochs, options.epochs, meta.epochs_done
+            ));
+            meta.options.epochs = options.epochs;
+        }
         if meta.dataset != dataset || meta.options != *options {
             return Err(format!(
                 "{}: checkpoint was made with other settings ({:?}); remove it or pass the same options",
