@@ -134,26 +134,65 @@ impl AttackSpec {
     }
 }
 
-/// Runs an attack on a defended `system`: adaptively (aimed at the system itself), or
-/// non-adaptively (made against the bare model, then judged by the system, as the defenses'
-/// authors evaluate them).
+/// What an attack on one or more defended systems produced.
+pub struct Against {
+    /// One output per system, by that system's verdict.
+    pub judged: Vec<AttackOutput>,
+    /// Non-adaptive runs: the examples made on the bare model, which every system judged.
+    pub bare: Option<AttackOutput>,
+    /// Seconds spent for each system (a shared run on the bare model counts for each).
+    pub seconds: Vec<f64>,
+}
+
+/// Runs an attack on defended `systems`: adaptively (aimed at each system itself, in turn), or
+/// non-adaptively (made once against the bare model, then judged by each system, as the
+/// defenses' authors evaluate them).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_against<O: Observer>(
     spec: &AttackSpec,
-    system: &dyn AttackTarget,
+    systems: &[&dyn AttackTarget],
     bare: &dyn AttackTarget,
     adaptive: bool,
     images: Tensor<4>,
     goal: &Goal,
     shape: crate::data::ImageShape,
     observer: &mut O,
-) -> Result<AttackOutput, String> {
+) -> Result<Against, String> {
     let device = images.device();
-    if adaptive {
-        spec.run(system, images, goal, observer).await
+    let made = if adaptive {
+        None
     } else {
-        let out = spec.run(bare, images, goal, observer).await?;
-        attacks::judge(system, out, goal, shape, &device).await
+        let t = clock::now();
+        let out = spec.run(bare, images.clone(), goal, observer).await?;
+        Some((out, clock::now() - t))
+    };
+    let mut judged = Vec::with_capacity(systems.len());
+    let mut seconds = Vec::with_capacity(systems.len());
+    for system in systems {
+        let t = clock::now();
+        let out = match &made {
+            Some((m, _)) => attacks::judge(*system, m.clone(), goal, shape, &device).await?,
+            None => spec.run(*system, images.clone(), goal, observer).await?,
+        };
+        seconds.push(clock::now() - t + made.as_ref().map_or(0.0, |m| m.1));
+        judged.push(out);
+    }
+    Ok(Against { judged, bare: made.map(|m| m.0), seconds })
+}
+
+/// Seconds on a monotonic-enough clock, natively and in the browser (where `Instant` panics).
+mod clock {
+    #[cfg(not(target_family = "wasm"))]
+    pub fn now() -> f64 {
+        use std::sync::OnceLock;
+        use std::time::Instant;
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_secs_f64()
+    }
+
+    #[cfg(target_family = "wasm")]
+    pub fn now() -> f64 {
+        js_sys::Date::now() / 1000.0
     }
 }
 
@@ -185,6 +224,12 @@ pub fn random_targets(labels: &[usize], classes: usize, seed: u64) -> Vec<usize>
 pub struct AttackRecord {
     pub dataset: String,
     pub model: String,
+    /// The system attacked: `none` (the bare model), `bit-depth`, `median` or `detector`.
+    #[serde(default = "bare_system")]
+    pub defense: String,
+    /// Aimed at the defense itself (He et al.), or made on the bare model and judged by it.
+    #[serde(default)]
+    pub adaptive: bool,
     pub attack: AttackSpec,
     pub targeted: bool,
     pub images: usize,
@@ -195,6 +240,10 @@ pub struct AttackRecord {
     /// Fraction of all images whose 8-bit rounded example still fools the system.
     pub rounded_success_rate: f64,
     pub seconds: f64,
+}
+
+fn bare_system() -> String {
+    "none".into()
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -222,6 +271,8 @@ pub async fn rounded_success(target: &dyn AttackTarget, out: &AttackOutput, goal
 pub fn summarise(
     dataset: &str,
     model: &str,
+    defense: &str,
+    adaptive: bool,
     spec: &AttackSpec,
     targeted: bool,
     outputs: &[AttackOutput],
@@ -238,6 +289,8 @@ pub fn summarise(
     AttackRecord {
         dataset: dataset.into(),
         model: model.into(),
+        defense: defense.into(),
+        adaptive: adaptive && defense != "none",
         attack: spec.clone(),
         targeted,
         images: success.len(),

@@ -119,6 +119,13 @@ fn report_renders_records_including_attacks_that_never_succeeded() {
     assert_eq!(rows.len(), 4, "{out}");
     assert!(rows[2].contains("| 50% | 1.500 | 1.400 | 0.100 | 40% |"), "{}", rows[2]);
     assert!(rows[3].contains("+ detector") && rows[3].contains("| 0% | - | - | - | 0% |"), "{}", rows[3]);
+    // An adaptive run gets a second table, beside the same attack on the bare model.
+    let adaptive = format!(r#"{{"dataset":"mnist","model":"m + detector (adaptive attack)","defense":"detector","adaptive":true,"attack":{spec},"targeted":false,"images":10,"success_rate":1.0,"mean_l2":2.25,"median_l2":2.0,"mean_linf":0.1,"rounded_success_rate":0.9,"seconds":2.0}}"#);
+    std::fs::write(&f, format!("{ok}\n{none}\n{adaptive}\n")).unwrap();
+    let (ok_run, out, err) = run(&["report", f.to_str().unwrap()]);
+    assert!(ok_run, "{err}");
+    let last = out.lines().last().unwrap();
+    assert!(last.starts_with("| mnist | detector | FGSM eps=0.1 | untargeted | 10 | 100% | 2.250 | 1.500 | +50% |"), "{out}");
     std::fs::write(&f, "{not json\n").unwrap();
     let (ok_run, _, err) = run(&["report", f.to_str().unwrap()]);
     assert!(!ok_run && err.contains("r.jsonl:1: not an attack record"), "{err}");

@@ -52,11 +52,11 @@ fn detector_score_is_the_largest_l1_between_softmaxes() {
     let det = FeatureSqueezingDetector { config: &config, grad_model: &grad_model, model: &model };
     let flags: Vec<bool> = det.system_flags(x.clone()).unwrap().into_data().try_to_vec::<bool>().unwrap();
     assert_eq!(flags, vec![score[0] > mid, score[1] > mid]);
-    let penalty = v(det.detector_loss(x.clone().autodiff()).unwrap().inner());
+    let penalty = v(det.penalty(x.clone().autodiff()).inner());
     assert!(penalty.iter().all(|p| *p >= 0.0));
     let relaxed = SqueezeConfig { threshold: 100.0, ..config.clone() };
     let det = FeatureSqueezingDetector { config: &relaxed, grad_model: &grad_model, model: &model };
-    assert!(v(det.detector_loss(x.clone().autodiff()).unwrap().inner()).iter().all(|p| *p == 0.0));
+    assert!(v(det.penalty(x.clone().autodiff()).inner()).iter().all(|p| *p == 0.0));
     assert!(det.system_flags(x.clone()).is_some());
 
     // Preprocessing: the system classifies the squeezed image.

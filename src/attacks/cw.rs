@@ -176,10 +176,7 @@ pub async fn cw_l2_from<O: Observer>(
             let wg = w.clone().autodiff().require_grad();
             let x = from_tanh_space(wg.clone() + timg.clone());
             let l2 = l2_squared(x.clone(), reference.clone());
-            let mut f = margin_loss(target.logits(x.clone()), onehot.clone(), targeted, params.confidence);
-            if let Some(penalty) = target.detector_loss(x.clone()) {
-                f = f + penalty;
-            }
+            let f = target.attack_loss(x.clone(), &|logits| margin_loss(logits, onehot.clone(), targeted, params.confidence));
             let loss = l2.clone().sum() + (f * c.clone()).sum();
             let grads = loss.backward();
             let g = wg.grad(&grads).expect("the perturbation requires a gradient").inner();

@@ -26,13 +26,10 @@ impl Default for PgdParams {
 }
 
 /// The gradient of the attack's loss with respect to the input: cross-entropy of the class of
-/// interest (plus the detector penalty when the target has one).
+/// interest, on every view the system classifies (plus a detector's penalty).
 fn input_gradient(target: &dyn AttackTarget, x: Tensor<4>, onehot: Tensor<2>) -> (Tensor<4>, Tensor<1>) {
     let xg = x.autodiff().require_grad();
-    let mut loss = cross_entropy(target.logits(xg.clone()), onehot);
-    if let Some(penalty) = target.detector_loss(xg.clone()) {
-        loss = loss + penalty;
-    }
+    let loss = target.attack_loss(xg.clone(), &|logits| cross_entropy(logits, onehot.clone()));
     let total = loss.clone().sum();
     let grads = total.backward();
     let g = xg.grad(&grads).expect("the input requires a gradient");

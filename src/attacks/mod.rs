@@ -2,7 +2,7 @@
 //! written once on burn's runtime `Device` (native flex, WebGPU or Flex in the browser).
 //!
 //! An attack minimises an objective built from differentiable pieces ([`AttackTarget::logits`],
-//! [`AttackTarget::detector_loss`]) and judges every candidate with the complete, possibly
+//! [`AttackTarget::attack_loss`]) and judges every candidate with the complete, possibly
 //! non-differentiable system ([`AttackTarget::system_logits`], [`AttackTarget::system_flags`]).
 //! The adaptive attacks of He et al. plug in by implementing [`AttackTarget`] for a defense:
 //! a substitute for what has no gradient, the real thing for the verdict.
@@ -25,10 +25,12 @@ pub use gradient::{FgsmParams, PgdParams};
 pub trait AttackTarget {
     /// Differentiable logits of the attacked classifier (input on an autodiff device).
     fn logits(&self, x: Tensor<4>) -> Tensor<2>;
-    /// A differentiable per-image penalty that must reach zero for the defense to stay quiet
-    /// (e.g. a detector score above its threshold); `None` for a bare model.
-    fn detector_loss(&self, _x: Tensor<4>) -> Option<Tensor<1>> {
-        None
+    /// The attack's differentiable objective on the system, per image, given `term`, the loss
+    /// of one set of logits (C&W's margin, cross-entropy). A bare model: `term(logits(x))`. A
+    /// defense adds what its verdict depends on (He et al.): terms for the other views it
+    /// classifies, and a penalty that reaches zero when a detector stays quiet.
+    fn attack_loss(&self, x: Tensor<4>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1> {
+        term(self.logits(x))
     }
     /// Logits of the complete system, as deployed (may round, smooth, ...; no gradient needed).
     fn system_logits(&self, x: Tensor<4>) -> Tensor<2>;

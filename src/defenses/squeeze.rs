@@ -96,19 +96,40 @@ pub struct FeatureSqueezingDetector<'a> {
     pub model: &'a Classifier,
 }
 
+impl FeatureSqueezingDetector<'_> {
+    /// Zero while an L1 distance is a little under the threshold (so that rounding noise does not
+    /// push it back over), growing linearly above.
+    fn hinge(&self, l1: Tensor<1>) -> Tensor<1> {
+        l1.sub_scalar(0.8 * self.config.threshold).clamp_min(0.0).mul_scalar(10.0)
+    }
+
+    /// The adaptive attack's detector penalty alone (the sum of the hinges), per image.
+    pub fn penalty(&self, x: Tensor<4>) -> Tensor<1> {
+        let d = l1_distances(self.grad_model, x, &self.config.squeezers, true);
+        let k = d.dims()[1];
+        (0..k).map(|j| self.hinge(d.clone().slice([0..d.dims()[0], j..j + 1]).squeeze_dim(1))).reduce(|a, b| a + b).expect("at least one squeezer")
+    }
+}
+
 impl AttackTarget for FeatureSqueezingDetector<'_> {
     fn logits(&self, x: Tensor<4>) -> Tensor<2> {
         self.grad_model.forward(x)
     }
 
-    /// He et al.: for each squeezer, a hinge on its L1 distance just under the threshold,
-    /// differentiated through the squeezers (the rounding by its substitute).
-    fn detector_loss(&self, x: Tensor<4>) -> Option<Tensor<1>> {
-        let n = x.dims()[0];
-        let d = l1_distances(self.grad_model, x, &self.config.squeezers, true);
-        // Aim a little below the threshold so rounding noise does not push it back over.
-        let margin = 0.8 * self.config.threshold;
-        Some(d.sub_scalar(margin).clamp_min(0.0).sum_dim(1).reshape([n]).mul_scalar(10.0))
+    /// He et al.: the squeezed views must be fooled as well as the original (then, all being
+    /// confident in the same class, their softmaxes agree), plus a hinge on each L1 distance
+    /// just under the threshold; differentiated through the squeezers (the rounding by its
+    /// substitute).
+    fn attack_loss(&self, x: Tensor<4>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1> {
+        let logits = self.grad_model.forward(x.clone());
+        let p = softmax(logits.clone(), 1);
+        let mut loss = term(logits);
+        for s in &self.config.squeezers {
+            let squeezed = self.grad_model.forward(s.apply_for_gradient(x.clone()));
+            let l1 = (p.clone() - softmax(squeezed.clone(), 1)).abs().sum_dim(1).squeeze_dim(1);
+            loss = loss + term(squeezed) + self.hinge(l1);
+        }
+        loss
     }
 
     fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {

@@ -201,18 +201,15 @@ impl Lab {
         let defense = if request.defense.is_empty() { "none" } else { request.defense.as_str() };
         // Non-adaptive against a defense: the example is made on the bare model, then judged by
         // the defended system; the page shows both verdicts.
-        let (out, bare_out) = if request.adaptive || defense == "none" {
-            (spec.run(target, x, &goal, &mut observer).await.map_err(js_err)?, None)
-        } else {
-            let made = spec.run(&bare, x, &goal, &mut observer).await.map_err(js_err)?;
-            (attacks::judge(target, made.clone(), &goal, shape, &self.device).await.map_err(js_err)?, Some(made))
-        };
-        let obj = self.describe(target, &out, &goal, shape, classes).await?;
+        let adaptive = request.adaptive || defense == "none";
+        let against = run_against(&spec, &[target], &bare, adaptive, x, &goal, shape, &mut observer).await.map_err(js_err)?;
+        let (out, bare_out) = (&against.judged[0], against.bare.as_ref());
+        let obj = self.describe(target, out, &goal, shape, classes).await?;
         for (k, v) in [("original_predicted", JsValue::from(original as u32)), ("attack", spec.name().into()), ("defense", defense.into()), ("adaptive", request.adaptive.into())] {
             set(&obj, k, &v)?;
         }
         if let Some(made) = bare_out {
-            let b = self.describe(&bare, &made, &goal, shape, classes).await?;
+            let b = self.describe(&bare, made, &goal, shape, classes).await?;
             for (k, v) in [("original_predicted", JsValue::from(original as u32)), ("attack", spec.name().into()), ("defense", "none".into()), ("adaptive", false.into())] {
                 set(&b, k, &v)?;
             }
@@ -293,7 +290,8 @@ impl Lab {
         let bare = ModelTarget { grad_model: &loaded.attack_model, model: &loaded.model };
         let mut observer = JsObserver { callback: on_progress, last_ms: 0.0, interval_ms: 200.0 };
         let x = inference::to_tensor(&pixels, shape, &self.device);
-        let out = run_against(&spec, system.as_ref(), &bare, request.adaptive, x, &goal, shape, &mut observer).await.map_err(js_err)?;
+        let mut against = run_against(&spec, &[system.as_ref()], &bare, request.adaptive, x, &goal, shape, &mut observer).await.map_err(js_err)?;
+        let out = against.judged.remove(0);
         let result = serde_json::json!({
             "success": out.success,
             "l2": out.l2,

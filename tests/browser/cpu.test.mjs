@@ -18,6 +18,8 @@ import {
   assertClose,
   foreignRequests,
   makeTempDir,
+  switchDataset,
+  writePng,
 } from './harness.mjs';
 
 const execFileP = promisify(execFile);
@@ -120,6 +122,38 @@ describe('page on the CPU fallback', { skip: skip || false, timeout: 600_000 }, 
     // level here and there (measured on test/cat/0000.jpg: 5.4e-4 at most).
     const tol = /\.png$/i.test(photo) ? 1e-3 : Number(process.env.ADVLAB_JPEG_TOL ?? 2e-3);
     assertClose(p.probs, native.probabilities, tol, `probabilities of ${photo}`);
+  });
+
+  it('in CIFAR-10 mode, scales and crops a colour photo to 32x32 and predicts it like `lab predict --image`', async () => {
+    await switchDataset(page, 'cifar10');
+    // A wide colour picture (not square, not 32x32): a red disc on a blue-green sky over brown ground.
+    const photo = join(tmp, 'wide-colour.png');
+    await writePng(photo, 240, 150, (x, y) => {
+      const inDisc = (x - 120) ** 2 + (y - 60) ** 2 < 30 ** 2;
+      if (inDisc) return [220, 40, 30];
+      return y < 100 ? [60, 120 + (x % 50), 200] : [120, 80 + (y % 20), 40];
+    });
+    const p = await uploadAndPredict(page, photo);
+    const native = await labPredict(['--dataset', 'cifar10', '--image', photo]);
+    assertClose(p.probs, native.probabilities, 1e-3, 'probabilities of the wide photo');
+    assert.equal(p.predicted, native.predicted);
+    const seen = await page.evaluate(() => {
+      const c = document.querySelector('#model-input');
+      const px = c.getContext('2d').getImageData(16, 9, 1, 1).data; // inside the disc after the centre crop
+      return { w: c.width, h: c.height, size: document.querySelector('#model-input-size').textContent, px: Array.from(px) };
+    });
+    assert.deepEqual([seen.w, seen.h], [32, 32]);
+    assert.match(seen.size, /32×32, RGB/);
+    assert.ok(seen.px[0] > 150 && seen.px[1] < 100, `the red disc is where the crop puts it: ${seen.px}`);
+
+    const real = await findPhoto(tmp);
+    if (real) {
+      const q = await uploadAndPredict(page, real);
+      const nat = await labPredict(['--dataset', 'cifar10', '--image', real]);
+      assert.equal(q.predicted, nat.predicted);
+      assertClose(q.probs, nat.probabilities, /\.png$/i.test(real) ? 1e-3 : 2e-3, `probabilities of ${real}`);
+    }
+    await switchDataset(page, 'mnist');
   });
 
   it('makes no request to another origin', () => {

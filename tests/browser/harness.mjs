@@ -418,3 +418,66 @@ export function foreignRequests(requests, pageUrl) {
     }
   });
 }
+
+/**
+ * Chooses a data set with its switch and waits until the page is ready again. Returns the page
+ * states seen on the way (the visible loading state when the model was not loaded yet).
+ */
+export async function switchDataset(page, ds, timeout = 300_000) {
+  await page.evaluate(() => {
+    window.__advlabStates = [];
+    window.__advlabStateWatch?.disconnect();
+    window.__advlabStateWatch = new MutationObserver(() => window.__advlabStates.push(document.body.dataset.state));
+    window.__advlabStateWatch.observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
+  });
+  await page.click(`#dataset-${ds}`);
+  await page.waitForFunction((d) => document.querySelector(`#dataset-${d}`).getAttribute('aria-checked') === 'true', ds);
+  await waitReady(page, timeout);
+  return page.evaluate(() => {
+    window.__advlabStateWatch.disconnect();
+    return window.__advlabStates;
+  });
+}
+
+/** Writes an RGB PNG (8 bits per channel) of w x h whose pixel (x, y) is rgb(x, y) = [r, g, b]. */
+export async function writePng(path, w, h, rgb) {
+  const { writeFile } = await import('node:fs/promises');
+  const { deflateSync } = await import('node:zlib');
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) {
+    raw[y * (w * 3 + 1)] = 0; // filter: none
+    for (let x = 0; x < w; x++) {
+      const [r, g, b] = rgb(x, y);
+      raw.set([r, g, b], y * (w * 3 + 1) + 1 + x * 3);
+    }
+  }
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (buf) => {
+    let c = 0xffffffff;
+    for (const byte of buf) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8 bits, truecolour, deflate, adaptive filtering, no interlace
+  const png = Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+  await writeFile(path, png);
+}

@@ -18,6 +18,7 @@ import {
   attackState,
   readAttackResult,
   foreignRequests,
+  switchDataset,
 } from './harness.mjs';
 
 const skip = await missingPrerequisites({ needLab: true });
@@ -86,6 +87,33 @@ describe('page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
     assert.ok(r.visible);
     assert.ok(Number.isFinite(r.l2) && Number.isFinite(r.linf));
     assert.ok(Number.isInteger(r.roundedPredicted));
+  });
+
+  it('switches to CIFAR-10: downloads its model only then, with a loading state, and predicts a sample like the native build', async () => {
+    const weights = (urls) => urls.filter((u) => /\/models\/cifar10\.safetensors/.test(u));
+    assert.deepEqual(weights(lab.requests), [], 'no CIFAR-10 weights before the switch');
+    const states = await switchDataset(page, 'cifar10', 400_000);
+    assert.ok(states.includes('loading'), `a loading state was shown (states: ${states.join(', ')})`);
+    assert.equal(weights(lab.requests).length, 1, 'the weights were downloaded once');
+    const canvas = await page.evaluate(() => {
+      const c = document.querySelector('#model-input');
+      return [c.width, c.height];
+    });
+    assert.deepEqual(canvas, [32, 32]);
+
+    const p = await predictSample(page, 3, 300_000);
+    const native = await labPredict(['--dataset', 'cifar10', '--sample', '3']);
+    assertClose(p.probs, native.probabilities, 1e-3, 'CIFAR-10 probabilities');
+    assert.equal(p.predicted, native.predicted);
+    assert.equal(p.predictedName, native.class);
+    const names = await page.$$eval('#bars .name', (els) => els.map((e) => e.textContent.trim()));
+    assert.deepEqual(names, ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
+
+    // Back to MNIST: its model is kept, nothing is downloaded again.
+    const before = lab.requests.length;
+    await switchDataset(page, 'mnist');
+    assert.equal(lab.requests.filter((u, i) => i >= before && /\.safetensors/.test(u)).length, 0);
+    assert.equal((await predictSample(page, 0, 300_000)).source, 'sample:0');
   });
 
   it('makes no request to another origin', () => {
