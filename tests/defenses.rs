@@ -58,6 +58,23 @@ fn detector_score_is_the_largest_l1_between_softmaxes() {
     let det = FeatureSqueezingDetector { config: &relaxed, grad_model: &grad_model, model: &model };
     assert!(v(det.penalty(x.clone().autodiff()).inner()).iter().all(|p| *p == 0.0));
     assert!(det.system_flags(x.clone()).is_some());
+    // The adaptive objective scores every view the detector classifies: the image and each
+    // squeezed version (here with a term that sums the logits, and no penalty under a high threshold).
+    let sum_logits = |l: Tensor<2>| l.sum_dim(1).squeeze_dim::<1>(1);
+    let got = v(det.attack_loss(x.clone().autodiff(), &sum_logits).inner());
+    let mut want = v(model.forward(x.clone()).sum_dim(1).squeeze_dim::<1>(1));
+    for s in &config.squeezers {
+        for (w, t) in want.iter_mut().zip(v(model.forward(s.apply(x.clone())).sum_dim(1).squeeze_dim::<1>(1))) {
+            *w += t;
+        }
+    }
+    assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4), "{got:?} vs {want:?}");
+    // Under the calibrated threshold the penalty joins in, as the hinges' sum.
+    let det = FeatureSqueezingDetector { config: &config, grad_model: &grad_model, model: &model };
+    let with_penalty = v(det.attack_loss(x.clone().autodiff(), &sum_logits).inner());
+    let pen = v(det.penalty(x.clone().autodiff()).inner());
+    assert!(with_penalty.iter().zip(&want).zip(&pen).all(|((a, b), p)| (a - b - p).abs() < 1e-3), "{with_penalty:?} {want:?} {pen:?}");
+    assert!(pen.iter().any(|p| *p > 0.0), "one image is over the threshold, so its penalty is positive");
 
     // Preprocessing: the system classifies the squeezed image.
     let pre = Preprocessed { squeezer: Squeezer::BitDepth { bits: 1 }, grad_model: &grad_model, model: &model };
