@@ -54,6 +54,9 @@ pub struct AttackOptions {
     /// CW on one image: search this many constants at once (a batch of copies)
     #[cfg_attr(not(target_family = "wasm"), arg(long))]
     pub constants_at_once: Option<usize>,
+    /// CW: rerun the images not fooled yet, up to this many times, from random starts
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
+    pub restarts: Option<usize>,
 }
 
 impl AttackSpec {
@@ -84,6 +87,7 @@ impl AttackSpec {
                     abort_early: true,
                     start_noise: o.start_noise,
                     constants_at_once: o.constants_at_once.unwrap_or(0),
+                    restarts: o.restarts.unwrap_or(0),
                 })
             }
             other => return Err(format!("unknown attack '{other}' (expected cw, fgsm or pgd)")),
@@ -118,6 +122,7 @@ impl AttackSpec {
                 p.binary_search_steps,
                 p.confidence,
                 p.start_noise.map(|r| format!(", random starts within {r}")).unwrap_or_default()
+                    + &if p.restarts > 0 { format!(", {} restarts", p.restarts) } else { String::new() }
             ),
         }
     }
@@ -126,10 +131,29 @@ impl AttackSpec {
         match self {
             AttackSpec::Fgsm(p) => attacks::gradient::fgsm(target, images, goal, p, observer).await,
             AttackSpec::Pgd(p) => attacks::gradient::pgd(target, images, goal, p, observer).await,
-            AttackSpec::Cw(p) if p.constants_at_once > 1 && images.dims()[0] == 1 => {
-                attacks::cw::cw_l2_many_constants(target, images, goal, p, p.constants_at_once, observer).await
+            AttackSpec::Cw(p) => {
+                let mut out = Self::cw_once(p, target, images.clone(), goal, observer).await?;
+                // He et al.: the images not fooled yet get fresh runs from random starting points.
+                for _ in 0..p.restarts {
+                    let failed: Vec<usize> = (0..out.success.len()).filter(|&i| !out.success[i]).collect();
+                    if failed.is_empty() || out.cancelled {
+                        break;
+                    }
+                    let index = Tensor::<1, Int>::from_data(TensorData::new(failed.iter().map(|&i| i as i64).collect::<Vec<_>>(), [failed.len()]), &images.device());
+                    let again = CwParams { start_noise: Some(p.start_noise.unwrap_or(attacks::cw::RESTART_NOISE)), restarts: 0, ..p.clone() };
+                    let more = Self::cw_once(&again, target, images.clone().select(0, index), &goal.subset(&failed), observer).await?;
+                    out.merge(&failed, more);
+                }
+                Ok(out)
             }
-            AttackSpec::Cw(p) => attacks::cw::cw_l2(target, images, goal, p, observer).await,
+        }
+    }
+
+    async fn cw_once<O: Observer>(p: &CwParams, target: &dyn AttackTarget, images: Tensor<4>, goal: &Goal, observer: &mut O) -> Result<AttackOutput, String> {
+        if p.constants_at_once > 1 && images.dims()[0] == 1 {
+            attacks::cw::cw_l2_many_constants(target, images, goal, p, p.constants_at_once, observer).await
+        } else {
+            attacks::cw::cw_l2(target, images, goal, p, observer).await
         }
     }
 }

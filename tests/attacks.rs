@@ -300,3 +300,71 @@ fn many_constants_at_once_attack_one_image_as_a_batch() {
     let l2 = out.images.iter().zip(&orig).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
     assert!((l2 - out.l2[0]).abs() < 1e-3);
 }
+
+#[test]
+fn goal_subset_and_output_merge_by_hand() {
+    let goal = Goal::targeted(vec![1, 2, 3], vec![4, 5, 6], 10);
+    let sub = goal.subset(&[2, 0]);
+    assert_eq!((sub.labels.clone(), sub.targets.clone(), sub.classes), (vec![3, 1], Some(vec![6, 4]), 10));
+    assert_eq!(Goal::untargeted(vec![7, 8], 10).subset(&[1]).targets, None);
+    // Three 2-pixel images; the rerun of images 2 and 0 fooled image 0 only.
+    let mut out = advlab::attacks::AttackOutput {
+        images: vec![0.0, 0.0, 1.0, 1.0, 2.0, 2.0],
+        success: vec![false, true, false],
+        l2: vec![0.0, 0.5, 0.0],
+        linf: vec![0.0, 0.4, 0.0],
+        predicted: vec![1, 9, 3],
+        cancelled: false,
+    };
+    let rerun = advlab::attacks::AttackOutput {
+        images: vec![2.0, 2.0, 0.25, 0.5],
+        success: vec![false, true],
+        l2: vec![0.0, 0.7],
+        linf: vec![0.0, 0.5],
+        predicted: vec![3, 6],
+        cancelled: false,
+    };
+    out.merge(&[2, 0], rerun);
+    assert_eq!(out.images, vec![0.25, 0.5, 1.0, 1.0, 2.0, 2.0]);
+    assert_eq!(out.success, vec![true, true, false]);
+    assert_eq!((out.l2, out.linf, out.predicted), (vec![0.7, 0.5, 0.0], vec![0.5, 0.4, 0.0], vec![6, 9, 3]));
+}
+
+#[test]
+fn restarts_rerun_the_images_not_fooled_and_keep_every_claim_true() {
+    let d = dev();
+    let (model, grad_model, data) = committed_mnist(&d);
+    let target = ModelTarget { grad_model: &grad_model, model: &model };
+    let n = 6;
+    let x = dataset_tensor(&data, 0, n, &d);
+    let labels: Vec<usize> = (0..n).map(|i| data.labels[i] as usize).collect();
+    let goal = Goal::untargeted(labels.clone(), 10);
+    // A budget too small for some images, so the restarts have work to do.
+    let base = CwParams { steps: 40, binary_search_steps: 1, initial_const: 0.5, learning_rate: 0.05, abort_early: false, ..CwParams::default() };
+    let once = pollster::block_on(AttackSpec::Cw(base.clone()).run(&target, x.clone(), &goal, &mut Silent)).unwrap();
+    let spec = AttackSpec::Cw(CwParams { restarts: 3, ..base }); // restarts within RESTART_NOISE
+    let out = pollster::block_on(spec.run(&target, x, &goal, &mut Silent)).unwrap();
+    // The first run is the same; restarts only add successes.
+    for i in 0..n {
+        assert!(out.success[i] || !once.success[i], "image {i} lost its success");
+        if once.success[i] {
+            assert_eq!(out.l2[i], once.l2[i], "image {i} was rerun although fooled");
+        }
+    }
+    // Every claimed success holds on a fresh forward pass of the image returned in its place.
+    let fresh: Vec<f32> = model.forward(to_tensor(&out.images, ImageShape::MNIST, &d)).into_data().try_to_vec::<f32>().unwrap();
+    let predicted = argmax_rows(&fresh, 10);
+    for i in 0..n {
+        let orig = data.image_f32(i);
+        let img = &out.images[i * 784..(i + 1) * 784];
+        if out.success[i] {
+            assert_ne!(predicted[i], labels[i], "image {i}");
+            assert_eq!(predicted[i], out.predicted[i], "image {i}");
+            let l2 = img.iter().zip(&orig).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+            assert!((l2 - out.l2[i]).abs() < 1e-3, "image {i}: {l2} vs {}", out.l2[i]);
+        } else {
+            assert_eq!(img, &orig[..], "a failed image comes back as the original");
+        }
+    }
+    eprintln!("successes without restarts {}, with 3 restarts {}", once.success.iter().filter(|s| **s).count(), out.success.iter().filter(|s| **s).count());
+}

@@ -28,11 +28,18 @@ pub struct CwParams {
     /// constant (see [`cw_l2_many_constants`]); 0 or 1 is the plain search.
     #[serde(default)]
     pub constants_at_once: usize,
+    /// He et al.'s random restarts: images still not fooled get up to this many fresh runs, each
+    /// from a random point within `start_noise` (or [`RESTART_NOISE`]) of the image.
+    #[serde(default)]
+    pub restarts: usize,
 }
+
+/// The L-infinity radius of a restart's random starting point when `start_noise` is not given.
+pub const RESTART_NOISE: f32 = 0.1;
 
 impl Default for CwParams {
     fn default() -> Self {
-        CwParams { steps: 1000, binary_search_steps: 9, initial_const: 1e-3, confidence: 0.0, learning_rate: 1e-2, abort_early: true, start_noise: None, constants_at_once: 0 }
+        CwParams { steps: 1000, binary_search_steps: 9, initial_const: 1e-3, confidence: 0.0, learning_rate: 1e-2, abort_early: true, start_noise: None, constants_at_once: 0, restarts: 0 }
     }
 }
 

@@ -72,6 +72,14 @@ impl Goal {
     pub fn targeted(labels: Vec<usize>, targets: Vec<usize>, classes: usize) -> Self {
         Goal { labels, targets: Some(targets), classes }
     }
+    /// The goal of some of the images, in the order given.
+    pub fn subset(&self, indices: &[usize]) -> Goal {
+        Goal {
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            targets: self.targets.as_ref().map(|t| indices.iter().map(|&i| t[i]).collect()),
+            classes: self.classes,
+        }
+    }
     pub fn is_targeted(&self) -> bool {
         self.targets.is_some()
     }
@@ -149,6 +157,21 @@ pub struct AttackOutput {
 }
 
 impl AttackOutput {
+    /// Takes the successes of `other`, a run on the images `indices` of this batch.
+    pub fn merge(&mut self, indices: &[usize], other: AttackOutput) {
+        let size = self.images.len() / self.success.len().max(1);
+        for (k, &i) in indices.iter().enumerate() {
+            if other.success[k] {
+                self.images[i * size..(i + 1) * size].copy_from_slice(&other.images[k * size..(k + 1) * size]);
+                self.success[i] = true;
+                self.l2[i] = other.l2[k];
+                self.linf[i] = other.linf[k];
+                self.predicted[i] = other.predicted[k];
+            }
+        }
+        self.cancelled |= other.cancelled;
+    }
+
     pub fn success_rate(&self) -> f64 {
         self.success.iter().filter(|s| **s).count() as f64 / self.success.len().max(1) as f64
     }
