@@ -455,10 +455,13 @@ pub fn report_markdown(all: &[AttackRecord]) -> String {
     md += "| data set | defense | attack | goal | images | success | mean L2 | bare model's mean L2 | change | He et al. |\n";
     md += "|---|---|---|---|---|---|---|---|---|---|\n";
     for r in adaptive {
-        // The baseline: the last run of the same kind of attack, same goal, on the bare model.
-        let base = all.iter().rev().find(|b| {
-            b.dataset == r.dataset && b.defense == "none" && b.targeted == r.targeted && std::mem::discriminant(&b.attack) == std::mem::discriminant(&r.attack)
-        });
+        // The baseline: the same attack and goal on the bare model, with the same budget when
+        // there is such a run (restarts aside: they only rerun failures), else the last one.
+        let bare: Vec<&AttackRecord> = all
+            .iter()
+            .filter(|b| b.dataset == r.dataset && b.defense == "none" && b.targeted == r.targeted && std::mem::discriminant(&b.attack) == std::mem::discriminant(&r.attack))
+            .collect();
+        let base = bare.iter().rev().find(|b| same_budget(&b.attack, &r.attack)).or(bare.last());
         let (base_l2, change) = match base {
             Some(b) if b.mean_l2.is_finite() && r.mean_l2.is_finite() => (dist(b.mean_l2), format!("{:+.0}%", 100.0 * (r.mean_l2 / b.mean_l2 - 1.0))),
             Some(b) => (dist(b.mean_l2), "-".into()),
@@ -479,6 +482,15 @@ pub fn report_markdown(all: &[AttackRecord]) -> String {
         );
     }
     md
+}
+
+fn same_budget(a: &AttackSpec, b: &AttackSpec) -> bool {
+    match (a, b) {
+        (AttackSpec::Cw(a), AttackSpec::Cw(b)) => {
+            (a.steps, a.binary_search_steps, a.initial_const, a.learning_rate, a.confidence) == (b.steps, b.binary_search_steps, b.initial_const, b.learning_rate, b.confidence)
+        }
+        (a, b) => a.name() == b.name(),
+    }
 }
 
 /// What He et al. (2017) report for the feature-squeezing case study: adaptive attacks succeed
