@@ -1,14 +1,12 @@
 // Attacks in the page on the CPU fallback (fast enough for 100s of steps): a C&W run with live
 // progress whose downloaded PNG predicts as the page promised, and a cancelled run.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   missingPrerequisites,
-  startLab,
-  waitReady,
   predictSample,
   uploadAndPredict,
   labPredict,
@@ -16,6 +14,8 @@ import {
   attackState,
   readAttackResult,
   makeTempDir,
+  useLab,
+  cancelAttack,
 } from './harness.mjs';
 
 const skip = await missingPrerequisites({ needLab: true });
@@ -38,14 +38,10 @@ describe('attacks in the page (CPU fallback)', { skip: skip || false, timeout: 9
 
   before(async () => {
     tmp = await makeTempDir();
-    lab = await startLab({ webgpu: false, acceptDownloads: true });
-    page = lab.page;
-    await waitReady(page, 300_000);
   });
-
-  after(async () => {
-    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
-    await lab?.close();
+  useLab({ webgpu: false, acceptDownloads: true }, 300_000, (l) => {
+    lab = l;
+    page = l.page;
   });
 
   it('C&W: live progress, a changed prediction, and a PNG that predicts as promised', async () => {
@@ -109,16 +105,10 @@ describe('attacks in the page (CPU fallback)', { skip: skip || false, timeout: 9
     await page.waitForFunction(() => Number(document.querySelector('#attack-progress').dataset.count) >= 2, null, {
       timeout: 120_000,
     });
-    const t0 = Date.now();
-    await page.click('#attack-cancel');
-    await page.waitForFunction(
-      () => ['idle', 'cancelled'].includes(document.querySelector('#attack-status').dataset.state),
-      null,
-      { timeout: 15_000 },
-    );
+    const ms = await cancelAttack(page);
     // Figures, not assertions (the machines are shared): the page answers at once, the engine
     // stops at its next progress report.
-    t.diagnostic(`cancel answered in ${Date.now() - t0} ms`);
+    t.diagnostic(`cancel answered in ${ms} ms`);
     assert.equal(await page.isDisabled('#attack-start'), false, 'Start is available again');
     assert.equal(await page.isDisabled('#attack-cancel'), true);
     // the worker stops too: the next request is answered promptly

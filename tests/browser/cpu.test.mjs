@@ -1,7 +1,7 @@
 // The page with WebGPU disabled (it must fall back to the CPU backend inside wasm): prediction
 // against the native reference, a broken upload, a real photo, and no request leaving the origin.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile, readdir, access } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,8 +10,6 @@ import { promisify } from 'node:util';
 import {
   REPO,
   missingPrerequisites,
-  startLab,
-  waitReady,
   predictSample,
   uploadAndPredict,
   labPredict,
@@ -20,6 +18,7 @@ import {
   makeTempDir,
   switchDataset,
   writePng,
+  useLab,
 } from './harness.mjs';
 
 const execFileP = promisify(execFile);
@@ -74,14 +73,10 @@ describe('page on the CPU fallback', { skip: skip || false, timeout: 600_000 }, 
 
   before(async () => {
     tmp = await makeTempDir();
-    lab = await startLab({ webgpu: false });
-    page = lab.page;
-    await waitReady(page, 300_000);
   });
-
-  after(async () => {
-    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
-    await lab?.close();
+  useLab({ webgpu: false }, 300_000, (l) => {
+    lab = l;
+    page = l.page;
   });
 
   it('falls back to the CPU and says so', async () => {

@@ -3,15 +3,13 @@
 // bare model (the detector catches it) and once adaptively (it gets through). Verdicts are read
 // from the page, as a user would.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   REPO,
   missingPrerequisites,
-  startLab,
-  waitReady,
   predictSample,
   startAttack,
   attackState,
@@ -19,6 +17,7 @@ import {
   readSqueeze,
   waitSqueeze,
   squeezeSeq,
+  useLab,
 } from './harness.mjs';
 
 let skip = await missingPrerequisites({ needLab: false });
@@ -44,15 +43,9 @@ describe('feature squeezing in the page (CPU fallback)', { skip: skip || false, 
   let page;
   let clean;
 
-  before(async () => {
-    lab = await startLab({ webgpu: false });
-    page = lab.page;
-    await waitReady(page, 300_000);
-  });
-
-  after(async () => {
-    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
-    await lab?.close();
+  useLab({ webgpu: false }, 300_000, (l) => {
+    lab = l;
+    page = l.page;
   });
 
   it('shows the squeezed views and "not flagged" for a clean sample', async () => {

@@ -11,6 +11,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../web/serve.mjs';
 
@@ -480,4 +481,34 @@ export async function writePng(path, w, h, rgb) {
     chunk('IEND', Buffer.alloc(0)),
   ]);
   await writeFile(path, png);
+}
+
+/**
+ * Registers the suite's set-up and tear-down: starts the lab with `options` before the tests,
+ * waits until the page is ready, hands it to `onReady`, and closes everything after (printing
+ * the page's console with ADVLAB_TEST_VERBOSE=1).
+ */
+export function useLab(options, readyTimeout, onReady) {
+  let lab;
+  before(async () => {
+    lab = await startLab(options);
+    await waitReady(lab.page, readyTimeout);
+    onReady(lab);
+  });
+  after(async () => {
+    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
+    await lab?.close();
+  });
+}
+
+/** Clicks Cancel and waits until the attack has stopped; returns how long that took (ms). */
+export async function cancelAttack(page) {
+  const t0 = Date.now();
+  await page.click('#attack-cancel');
+  await page.waitForFunction(
+    () => ['idle', 'cancelled'].includes(document.querySelector('#attack-status').dataset.state),
+    null,
+    { timeout: 15_000 },
+  );
+  return Date.now() - t0;
 }

@@ -8,13 +8,13 @@
 // steps fool none of the ten images, natively or in the page, and an empty mean L2 compares nothing.
 // SwiftShader runs WebGPU on the CPU: a step of the batch takes about a second here.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { REPO, LAB_BIN, missingPrerequisites, startLab, waitReady, makeTempDir } from './harness.mjs';
+import { REPO, LAB_BIN, missingPrerequisites, makeTempDir, useLab } from './harness.mjs';
 
 const execFileP = promisify(execFile);
 
@@ -64,14 +64,8 @@ async function nativeAttack(dir) {
 describe('attack engine: native CLI vs the page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
   let lab;
 
-  before(async () => {
-    lab = await startLab({ webgpu: true });
-    await waitReady(lab.page, 400_000);
-  });
-
-  after(async () => {
-    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
-    await lab?.close();
+  useLab({ webgpu: true }, 400_000, (l) => {
+    lab = l;
   });
 
   it(`C&W on the first ${COUNT} correctly classified test images: same successes, mean L2 within 5%`, { timeout: 600_000 }, async (t) => {

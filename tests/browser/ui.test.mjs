@@ -3,7 +3,7 @@
 // that has Chromium. The numbers of the stand-in mean nothing; tests against the real engine are in
 // the other files.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile, readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,6 +27,8 @@ import {
   waitSqueeze,
   squeezeSeq,
   waitAttackOutcome,
+  useLab,
+  cancelAttack,
 } from './harness.mjs';
 
 const noChromium = await access(CHROMIUM).then(
@@ -41,14 +43,10 @@ describe('page logic (stand-in engine)', { skip: noChromium, timeout: 180_000 },
 
   before(async () => {
     tmp = await makeTempDir();
-    lab = await startLab({ webgpu: false, mock: true, acceptDownloads: true });
-    page = lab.page;
-    await waitReady(page, 60_000);
   });
-
-  after(async () => {
-    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
-    await lab?.close();
+  useLab({ webgpu: false, mock: true, acceptDownloads: true }, 60_000, (l) => {
+    lab = l;
+    page = l.page;
   });
 
   it('starts on MNIST with a backend badge, sample thumbnails and a first prediction', async () => {
@@ -147,14 +145,8 @@ describe('page logic (stand-in engine)', { skip: noChromium, timeout: 180_000 },
     await predictSample(page, 4);
     await startAttack(page, { attack: 'pgd', fields: { '#p-steps': 2000 } });
     await page.waitForFunction(() => Number(document.querySelector('#attack-progress').dataset.count) >= 3);
-    const t0 = Date.now();
-    await page.click('#attack-cancel');
-    await page.waitForFunction(
-      () => ['idle', 'cancelled'].includes(document.querySelector('#attack-status').dataset.state),
-      null,
-      { timeout: 15_000 },
-    );
-    t.diagnostic(`cancel answered in ${Date.now() - t0} ms`);
+    const ms = await cancelAttack(page);
+    t.diagnostic(`cancel answered in ${ms} ms`);
     assert.equal(await page.isDisabled('#attack-start'), false);
     // the engine is free again: a prediction goes through
     const p = await predictSample(page, 5, 10_000);
@@ -192,15 +184,9 @@ describe('feature squeezing and defended attacks (stand-in engine)', { skip: noC
   let lab;
   let page;
 
-  before(async () => {
-    lab = await startLab({ webgpu: false, mock: true });
-    page = lab.page;
-    await waitReady(page, 60_000);
-  });
-
-  after(async () => {
-    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
-    await lab?.close();
+  useLab({ webgpu: false, mock: true }, 60_000, (l) => {
+    lab = l;
+    page = l.page;
   });
 
   it('loads the defenses with the model and says what they are', async () => {

@@ -2,12 +2,10 @@
 // drawing, a short attack, and no request leaving the page's origin. SwiftShader is slow: generous
 // timeouts, few attack steps.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   missingPrerequisites,
-  startLab,
-  waitReady,
   readPrediction,
   predictSample,
   predictionSeq,
@@ -19,6 +17,7 @@ import {
   readAttackResult,
   foreignRequests,
   switchDataset,
+  useLab,
 } from './harness.mjs';
 
 const skip = await missingPrerequisites({ needLab: true });
@@ -28,15 +27,9 @@ describe('page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
   let lab;
   let page;
 
-  before(async () => {
-    lab = await startLab({ webgpu: true });
-    page = lab.page;
-    await waitReady(page, 400_000);
-  });
-
-  after(async () => {
-    if (lab && process.env.ADVLAB_TEST_VERBOSE) console.log(lab.consoleLines.join('\n'));
-    await lab?.close();
+  useLab({ webgpu: true }, 400_000, (l) => {
+    lab = l;
+    page = l.page;
   });
 
   it('runs on WebGPU and says so', async () => {
