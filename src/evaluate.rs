@@ -258,12 +258,21 @@ pub struct AttackRecord {
     pub targeted: bool,
     pub images: usize,
     pub success_rate: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub mean_l2: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub median_l2: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub mean_linf: f64,
     /// Fraction of all images whose 8-bit rounded example still fools the system.
     pub rounded_success_rate: f64,
     pub seconds: f64,
+}
+
+/// JSON has no NaN: serde_json writes a distortion over no success as null; read it back as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 fn bare_system() -> String {

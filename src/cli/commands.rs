@@ -404,19 +404,7 @@ pub fn report(records: &Path) -> Res {
     let text = std::fs::read_to_string(records).map_err(|e| format!("{}: {e}", records.display()))?;
     let mut all = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        // JSON has no NaN: a distortion over no success is written as null (read back as NaN).
-        let mut v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}:{}: not an attack record: {e}", records.display(), i + 1))?;
-        for k in ["mean_l2", "median_l2", "mean_linf"] {
-            if v[k].is_null() {
-                v[k] = serde_json::json!(-1.0);
-            }
-        }
-        let mut r: AttackRecord = serde_json::from_value(v).map_err(|e| format!("{}:{}: not an attack record: {e}", records.display(), i + 1))?;
-        for x in [&mut r.mean_l2, &mut r.median_l2, &mut r.mean_linf] {
-            if *x < 0.0 {
-                *x = f64::NAN;
-            }
-        }
+        let r: AttackRecord = serde_json::from_str(line).map_err(|e| format!("{}:{}: not an attack record: {e}", records.display(), i + 1))?;
         all.push(r);
     }
     print!("{}", report_markdown(&all));
