@@ -125,7 +125,14 @@ fn report_renders_records_including_attacks_that_never_succeeded() {
     let (ok_run, out, err) = run(&["report", f.to_str().unwrap()]);
     assert!(ok_run, "{err}");
     let last = out.lines().last().unwrap();
-    assert!(last.starts_with("| mnist | detector | FGSM eps=0.1 | untargeted | 10 | 100% | 2.250 | 1.500 | +50% |"), "{out}");
+    assert!(last.starts_with("| mnist | detector | FGSM eps=0.1 | untargeted | 10 | 100% | 2.250 | 1.500 | +50% | - | - |"), "{out}");
+    // With its parts attacked too, the ensemble is set against the strongest of them.
+    let part = |d: &str, l2: f64| adaptive.replace("\"detector\"", &format!("\"{d}\"")).replace("2.25", &l2.to_string());
+    std::fs::write(&f, format!("{ok}\n{}\n{}\n{adaptive}\n", part("bit-depth", 1.8), part("median", 2.0))).unwrap();
+    let (ok_run, out, err) = run(&["report", f.to_str().unwrap()]);
+    assert!(ok_run, "{err}");
+    let last = out.lines().last().unwrap();
+    assert!(last.contains("| 2.250 | 1.500 | +50% | 2.000 (median) | +12% |"), "{out}");
     std::fs::write(&f, "{not json\n").unwrap();
     let (ok_run, _, err) = run(&["report", f.to_str().unwrap()]);
     assert!(!ok_run && err.contains("r.jsonl:1: not an attack record"), "{err}");
