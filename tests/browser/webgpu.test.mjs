@@ -17,6 +17,8 @@ import {
   readAttackResult,
   foreignRequests,
   switchDataset,
+  squeezeSeq,
+  waitSqueeze,
   useLab,
 } from './harness.mjs';
 
@@ -94,6 +96,7 @@ describe('page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
     });
     assert.deepEqual(canvas, [32, 32]);
 
+    const sqSeq = await squeezeSeq(page);
     const p = await predictSample(page, 3, 300_000);
     const native = await labPredict(['--dataset', 'cifar10', '--sample', '3']);
     assertClose(p.probs, native.probabilities, 1e-3, 'CIFAR-10 probabilities');
@@ -101,6 +104,17 @@ describe('page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
     assert.equal(p.predictedName, native.class);
     const names = await page.$$eval('#bars .name', (els) => els.map((e) => e.textContent.trim()));
     assert.deepEqual(names, ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
+
+    // CIFAR-10's own feature-squeezing defenses (models/cifar10-squeeze.json): 5-bit depth and
+    // 2x2 median in the detector, 3-bit depth as preprocessing; colour views of 32x32.
+    const sq = await waitSqueeze(page, 'input', sqSeq, 300_000);
+    assert.equal(sq.available, 'true', sq.note);
+    assert.deepEqual(sq.views.map((v) => v.name).sort(), ['2x2 median', '3-bit depth', '5-bit depth']);
+    for (const v of sq.views) {
+      assert.equal(v.canvas.width, 32);
+      assert.ok(v.l1 >= 0 && v.l1 <= 2, `${v.name} L1 ${v.l1}`);
+    }
+    assert.ok(['true', 'false'].includes(sq.flagged));
 
     // Back to MNIST: its model is kept, nothing is downloaded again.
     const before = lab.requests.length;
