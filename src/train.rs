@@ -95,6 +95,9 @@ pub struct CheckpointMeta {
     pub seconds: f64,
     pub images_seen: usize,
     pub accuracy_per_epoch: Vec<f64>,
+    /// Settings changed when the run resumed ("after epoch N: ..."), in order.
+    #[serde(default)]
+    pub changes: Vec<String>,
 }
 
 const CKPT_MAGIC: &[u8; 8] = b"ADVCKPT1";
@@ -198,14 +201,21 @@ pub fn train(
     let (mut meta, mut model, mut optim) = if checkpoint.exists() {
         let (mut meta, model, optim) = load_checkpoint(checkpoint, &config, &train_device)?;
         // The schedule's length may change on resume (the cosine then continues over the new
-        // total from where it is); every other setting must match, or the run would not be one run.
-        let same_but_length = TrainOptions { epochs: options.epochs, ..meta.options.clone() } == *options;
-        if same_but_length && meta.options.epochs != options.epochs && options.epochs >= meta.epochs_done {
-            log(&format!(
-                "schedule length changed from {} to {} epochs after epoch {}",
-                meta.options.epochs, options.epochs, meta.epochs_done
-            ));
-            meta.options.epochs = options.epochs;
+        // total from where it is), and augmentation may be switched; both are logged and kept in
+        // the manifest. Every other setting must match, or the run would not be one run.
+        let others_match = TrainOptions { epochs: options.epochs, augment: options.augment, ..meta.options.clone() } == *options;
+        if others_match && options.epochs >= meta.epochs_done {
+            let mut change = |what: String| {
+                log(&format!("after epoch {}: {what}", meta.epochs_done));
+                meta.changes.push(format!("after epoch {}: {what}", meta.epochs_done));
+            };
+            if meta.options.epochs != options.epochs {
+                change(format!("schedule length changed from {} to {} epochs", meta.options.epochs, options.epochs));
+            }
+            if meta.options.augment != options.augment {
+                change(format!("augmentation turned {}", if options.augment { "on" } else { "off" }));
+            }
+            meta.options = options.clone();
         }
         if meta.dataset != dataset || meta.options != *options {
             return Err(format!(
@@ -225,6 +235,7 @@ pub fn train(
             seconds: 0.0,
             images_seen: 0,
             accuracy_per_epoch: Vec::new(),
+            changes: Vec::new(),
         };
         (meta, config.init(&train_device), AdamConfig::new().init())
     };
@@ -306,6 +317,7 @@ pub fn publish(dir: &Path, dataset: DatasetKind, outcome: &TrainOutcome, test_im
             seconds: meta.seconds,
             images_per_second: meta.images_seen as f64 / meta.seconds.max(1e-9),
             accuracy_per_epoch: meta.accuracy_per_epoch.clone(),
+            changes: meta.changes.clone(),
         },
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -43,6 +43,7 @@ fn interrupted_training_resumes_to_the_same_weights() {
     let full = train(DatasetKind::Mnist, &splits, &options, &ckpt, &d, &mut |l: &str| {
         if l.starts_with("epoch 1/2") {
             std::fs::copy(&ckpt, &after_one).unwrap();
+            std::fs::copy(&ckpt, dir.join("after-epoch-1-b.ckpt")).unwrap();
         }
         lines.push(l.to_string());
     })
@@ -64,6 +65,17 @@ fn interrupted_training_resumes_to_the_same_weights() {
     // Other settings on the same checkpoint are refused, not silently mixed.
     let other = TrainOptions { learning_rate: 1e-2, ..options.clone() };
     assert!(train(DatasetKind::Mnist, &splits, &other, &ckpt, &d, &mut |_: &str| {}).err().unwrap().contains("other settings"));
+    // The schedule's length and augmentation may change on resume: logged, kept in the manifest.
+    let longer = TrainOptions { epochs: 3, augment: true, ..options.clone() };
+    let mut changed_lines = Vec::new();
+    let changed = train(DatasetKind::Mnist, &splits, &longer, &dir.join("after-epoch-1-b.ckpt"), &d, &mut |l: &str| changed_lines.push(l.to_string())).unwrap();
+    let expected = vec!["after epoch 1: schedule length changed from 2 to 3 epochs".to_string(), "after epoch 1: augmentation turned on".to_string()];
+    assert_eq!(changed.meta.changes, expected);
+    assert!(expected.iter().all(|e| changed_lines.contains(e)), "{changed_lines:?}");
+    assert_eq!((changed.meta.epochs_done, changed_lines.iter().filter(|l| l.starts_with("epoch ")).count()), (3, 2));
+    let sub = dir.join("changed");
+    std::fs::create_dir_all(&sub).unwrap();
+    assert_eq!(publish(&sub, DatasetKind::Mnist, &changed, splits.test.len()).unwrap().training.changes, expected);
     // A corrupted checkpoint is reported.
     std::fs::write(&after_one, b"ADVCKPT1garbage").unwrap();
     assert!(train(DatasetKind::Mnist, &splits, &options, &after_one, &d, &mut |_: &str| {}).err().unwrap().contains("truncated or corrupted"));

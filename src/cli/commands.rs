@@ -66,6 +66,7 @@ pub fn train(
     batch_size: Option<usize>,
     learning_rate: Option<f64>,
     seed: Option<u64>,
+    augment: Option<bool>,
     models: &Path,
     checkpoint: Option<PathBuf>,
     limit: Option<usize>,
@@ -76,6 +77,7 @@ pub fn train(
     options.batch_size = batch_size.unwrap_or(options.batch_size);
     options.learning_rate = learning_rate.unwrap_or(options.learning_rate);
     options.seed = seed.unwrap_or(options.seed);
+    options.augment = augment.unwrap_or(options.augment);
     let dir = data_dir(kind, data.clone());
     eprintln!("reading {} from {}", kind.name(), dir.display());
     let mut splits = load_splits(kind, &dir).map_err(|e| e.to_string())?;

@@ -29,6 +29,10 @@ enum Command {
         learning_rate: Option<f64>,
         #[arg(long)]
         seed: Option<u64>,
+        /// Random shifts and flips of the training images (default: on for CIFAR-10, off for
+        /// MNIST); may change when a run resumes, which the log and the manifest record
+        #[arg(long)]
+        augment: Option<bool>,
         /// Where weights and manifest go
         #[arg(long, default_value = "models")]
         models: PathBuf,
@@ -106,8 +110,8 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, models, checkpoint, limit } => {
-            commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, &models, checkpoint, limit)
+        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, models, checkpoint, limit } => {
+            commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, augment, &models, checkpoint, limit)
         }
         Command::Samples { dataset, data, count, models } => commands::samples(&dataset, data, count, &models),
         Command::Predict { dataset, sample, image, json, models } => commands::predict(&dataset, sample, image, json, &models),

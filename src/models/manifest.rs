@@ -21,6 +21,10 @@ pub struct TrainingRecord {
     pub images_per_second: f64,
     /// Test accuracy after each epoch.
     pub accuracy_per_epoch: Vec<f64>,
+    /// Settings changed when the run resumed ("after epoch N: ..."); `augmentation` and
+    /// `epochs` describe the end of the run.
+    #[serde(default)]
+    pub changes: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
