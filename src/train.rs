@@ -25,14 +25,18 @@ pub struct TrainOptions {
     pub learning_rate: f64,
     pub seed: u64,
     pub augment: bool,
+    /// On resume: start a new cosine phase at the checkpoint (a warm restart), from
+    /// `learning_rate` down to 0 at `epochs`. Not stored: resuming that phase later leaves it off.
+    #[serde(skip)]
+    pub new_phase: bool,
 }
 
 impl TrainOptions {
     /// What reaches the targets on a 2-core CPU in reasonable time.
     pub fn defaults(dataset: DatasetKind) -> Self {
         match dataset {
-            DatasetKind::Mnist => TrainOptions { epochs: 12, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: false },
-            DatasetKind::Cifar10 => TrainOptions { epochs: 30, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: true },
+            DatasetKind::Mnist => TrainOptions { epochs: 12, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: false, new_phase: false },
+            DatasetKind::Cifar10 => TrainOptions { epochs: 30, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: true, new_phase: false },
         }
     }
 }
@@ -98,6 +102,9 @@ pub struct CheckpointMeta {
     /// Settings changed when the run resumed ("after epoch N: ..."), in order.
     #[serde(default)]
     pub changes: Vec<String>,
+    /// Epochs done when the current cosine phase began (0: the run has one phase).
+    #[serde(default)]
+    pub phase_start: usize,
 }
 
 const CKPT_MAGIC: &[u8; 8] = b"ADVCKPT1";
@@ -201,23 +208,32 @@ pub fn train(
     let (mut meta, mut model, mut optim) = if checkpoint.exists() {
         let (mut meta, model, optim) = load_checkpoint(checkpoint, &config, &train_device)?;
         // The schedule's length may change on resume (the cosine then continues over the new
-        // total from where it is), and augmentation may be switched; both are logged and kept in
-        // the manifest. Every other setting must match, or the run would not be one run.
-        let others_match = TrainOptions { epochs: options.epochs, augment: options.augment, ..meta.options.clone() } == *options;
+        // total from where it is), augmentation may be switched, and a new cosine phase may
+        // begin (with its own peak learning rate); all are logged and kept in the manifest.
+        // Every other setting must match, or the run would not be one run.
+        let stored = TrainOptions { new_phase: false, ..options.clone() };
+        let lr = if options.new_phase { options.learning_rate } else { meta.options.learning_rate };
+        let others_match = TrainOptions { epochs: options.epochs, augment: options.augment, learning_rate: lr, ..meta.options.clone() } == stored;
         if others_match && options.epochs >= meta.epochs_done {
-            let mut change = |what: String| {
-                log(&format!("after epoch {}: {what}", meta.epochs_done));
-                meta.changes.push(format!("after epoch {}: {what}", meta.epochs_done));
-            };
+            let done = meta.epochs_done;
+            let mut changes = Vec::new();
             if meta.options.epochs != options.epochs {
-                change(format!("schedule length changed from {} to {} epochs", meta.options.epochs, options.epochs));
+                changes.push(format!("schedule length changed from {} to {} epochs", meta.options.epochs, options.epochs));
             }
             if meta.options.augment != options.augment {
-                change(format!("augmentation turned {}", if options.augment { "on" } else { "off" }));
+                changes.push(format!("augmentation turned {}", if options.augment { "on" } else { "off" }));
             }
-            meta.options = options.clone();
+            if options.new_phase && meta.phase_start != done && done < options.epochs {
+                meta.phase_start = done;
+                changes.push(format!("new cosine phase: learning rate {} decaying to 0 by epoch {}", options.learning_rate, options.epochs));
+            }
+            for what in changes {
+                log(&format!("after epoch {done}: {what}"));
+                meta.changes.push(format!("after epoch {done}: {what}"));
+            }
+            meta.options = stored.clone();
         }
-        if meta.dataset != dataset || meta.options != *options {
+        if meta.dataset != dataset || meta.options != stored {
             return Err(format!(
                 "{}: checkpoint was made with other settings ({:?}); remove it or pass the same options",
                 checkpoint.display(),
@@ -236,12 +252,14 @@ pub fn train(
             images_seen: 0,
             accuracy_per_epoch: Vec::new(),
             changes: Vec::new(),
+            phase_start: 0,
         };
         (meta, config.init(&train_device), AdamConfig::new().init())
     };
     let train = &splits.train;
     let batches = train.len().div_ceil(options.batch_size);
-    let total_steps = batches * options.epochs;
+    // Steps of the current cosine phase (the whole run unless a new phase began).
+    let phase_steps = batches * (options.epochs - meta.phase_start);
     while meta.epochs_done < options.epochs {
         let epoch = meta.epochs_done;
         // Seeded per epoch, so a resumed run shuffles as the uninterrupted one would have.
@@ -257,7 +275,7 @@ pub fn train(
             let x = inference::to_tensor(&pixels, train.shape, &train_device);
             let loss = cross_entropy(model.forward(x), &labels);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let lr = cosine_lr(options.learning_rate, epoch * batches + b, total_steps);
+            let lr = cosine_lr(options.learning_rate, (epoch - meta.phase_start) * batches + b, phase_steps);
             model = optim.step(lr, model, grads);
             if b % 20 == 0 || b + 1 == batches {
                 loss_sum = 0.9 * loss_sum + 0.1 * loss.clone().into_scalar::<f32>() as f64;
@@ -311,7 +329,11 @@ pub fn publish(dir: &Path, dataset: DatasetKind, outcome: &TrainOutcome, test_im
             batch_size: meta.options.batch_size,
             optimizer: "Adam (beta1 0.9, beta2 0.999, eps 1e-5)".into(),
             learning_rate: meta.options.learning_rate,
-            schedule: "cosine decay to 0 over all steps".into(),
+            schedule: if meta.phase_start == 0 {
+                "cosine decay to 0 over all steps".into()
+            } else {
+                format!("cosine decay to 0, restarted after epoch {} (see changes)", meta.phase_start)
+            },
             augmentation: if meta.options.augment { "random shift up to 4 px (zero padding) + horizontal flip".into() } else { "none".into() },
             seed: meta.options.seed,
             seconds: meta.seconds,

@@ -34,7 +34,7 @@ fn tmp(name: &str) -> std::path::PathBuf {
 #[test]
 fn interrupted_training_resumes_to_the_same_weights() {
     let splits = Splits { train: synthetic(96, 0), test: synthetic(40, 3) };
-    let options = TrainOptions { epochs: 2, batch_size: 32, learning_rate: 3e-3, seed: 9, augment: false };
+    let options = TrainOptions { epochs: 2, batch_size: 32, learning_rate: 3e-3, seed: 9, augment: false, new_phase: false };
     let d = Device::flex();
     let dir = tmp("resume");
     let ckpt = dir.join("run.ckpt");
@@ -44,6 +44,7 @@ fn interrupted_training_resumes_to_the_same_weights() {
         if l.starts_with("epoch 1/2") {
             std::fs::copy(&ckpt, &after_one).unwrap();
             std::fs::copy(&ckpt, dir.join("after-epoch-1-b.ckpt")).unwrap();
+            std::fs::copy(&ckpt, dir.join("after-epoch-1-c.ckpt")).unwrap();
         }
         lines.push(l.to_string());
     })
@@ -76,6 +77,18 @@ fn interrupted_training_resumes_to_the_same_weights() {
     let sub = dir.join("changed");
     std::fs::create_dir_all(&sub).unwrap();
     assert_eq!(publish(&sub, DatasetKind::Mnist, &changed, splits.test.len()).unwrap().training.changes, expected);
+    // A new cosine phase (warm restart) at the checkpoint, with its own peak learning rate.
+    let phase = TrainOptions { epochs: 2, learning_rate: 1e-3, new_phase: true, ..options.clone() };
+    let c = dir.join("after-epoch-1-c.ckpt");
+    let restarted = train(DatasetKind::Mnist, &splits, &phase, &c, &d, &mut |_: &str| {}).unwrap();
+    assert_eq!(restarted.meta.phase_start, 1);
+    assert_eq!(restarted.meta.changes, vec!["after epoch 1: new cosine phase: learning rate 0.001 decaying to 0 by epoch 2".to_string()]);
+    assert!((restarted.meta.options.learning_rate - 1e-3).abs() < 1e-15 && !restarted.meta.options.new_phase);
+    let m = publish(&sub, DatasetKind::Mnist, &restarted, splits.test.len()).unwrap();
+    assert!(m.training.schedule.contains("restarted after epoch 1"), "{}", m.training.schedule);
+    // Resuming that finished phase (without the flag, same learning rate) changes nothing more.
+    let again = train(DatasetKind::Mnist, &splits, &TrainOptions { new_phase: false, ..phase }, &c, &d, &mut |_: &str| {}).unwrap();
+    assert_eq!((again.meta.phase_start, again.meta.changes.len()), (1, 1));
     // A corrupted checkpoint is reported.
     std::fs::write(&after_one, b"ADVCKPT1garbage").unwrap();
     assert!(train(DatasetKind::Mnist, &splits, &options, &after_one, &d, &mut |_: &str| {}).err().unwrap().contains("truncated or corrupted"));

@@ -67,6 +67,7 @@ pub fn train(
     learning_rate: Option<f64>,
     seed: Option<u64>,
     augment: Option<bool>,
+    new_phase: bool,
     models: &Path,
     checkpoint: Option<PathBuf>,
     limit: Option<usize>,
@@ -78,6 +79,7 @@ pub fn train(
     options.learning_rate = learning_rate.unwrap_or(options.learning_rate);
     options.seed = seed.unwrap_or(options.seed);
     options.augment = augment.unwrap_or(options.augment);
+    options.new_phase = new_phase;
     let dir = data_dir(kind, data.clone());
     eprintln!("reading {} from {}", kind.name(), dir.display());
     let mut splits = load_splits(kind, &dir).map_err(|e| e.to_string())?;

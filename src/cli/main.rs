@@ -33,6 +33,10 @@ enum Command {
         /// MNIST); may change when a run resumes, which the log and the manifest record
         #[arg(long)]
         augment: Option<bool>,
+        /// Start a new cosine phase at the checkpoint (warm restart) from --learning-rate down to
+        /// 0 at --epochs; resume that phase later without this flag
+        #[arg(long)]
+        new_phase: bool,
         /// Where weights and manifest go
         #[arg(long, default_value = "models")]
         models: PathBuf,
@@ -110,8 +114,8 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, models, checkpoint, limit } => {
-            commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, augment, &models, checkpoint, limit)
+        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, models, checkpoint, limit } => {
+            commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, &models, checkpoint, limit)
         }
         Command::Samples { dataset, data, count, models } => commands::samples(&dataset, data, count, &models),
         Command::Predict { dataset, sample, image, json, models } => commands::predict(&dataset, sample, image, json, &models),
