@@ -329,12 +329,16 @@ pub fn publish(dir: &Path, dataset: DatasetKind, outcome: &TrainOutcome, test_im
             batch_size: meta.options.batch_size,
             optimizer: "Adam (beta1 0.9, beta2 0.999, eps 1e-5)".into(),
             learning_rate: meta.options.learning_rate,
-            schedule: if meta.phase_start == 0 {
-                "cosine decay to 0 over all steps".into()
-            } else {
-                format!("cosine decay to 0, restarted after epoch {} (see changes)", meta.phase_start)
+            schedule: match (meta.phase_start, meta.changes.iter().any(|c| c.contains("schedule length"))) {
+                (0, false) => "cosine decay to 0 over all steps".into(),
+                (0, true) => "cosine decay, its length changed during the run (see changes)".into(),
+                (p, _) => format!("cosine decay to 0, restarted after epoch {p} (see changes)"),
             },
-            augmentation: if meta.options.augment { "random shift up to 4 px (zero padding) + horizontal flip".into() } else { "none".into() },
+            augmentation: format!(
+                "{}{}",
+                if meta.options.augment { "random shift up to 4 px (zero padding) + horizontal flip" } else { "none" },
+                if meta.changes.iter().any(|c| c.contains("augmentation")) { " at the end; switched during the run (see changes)" } else { "" }
+            ),
             seed: meta.options.seed,
             seconds: meta.seconds,
             images_per_second: meta.images_seen as f64 / meta.seconds.max(1e-9),
