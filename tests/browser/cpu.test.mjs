@@ -146,7 +146,10 @@ describe('page on the CPU fallback', { skip: skip || false, timeout: 600_000 }, 
       const q = await uploadAndPredict(page, real);
       const nat = await labPredict(['--dataset', 'cifar10', '--image', real]);
       assert.equal(q.predicted, nat.predicted);
-      assertClose(q.probs, nat.probabilities, /\.png$/i.test(real) ? 1e-3 : 2e-3, `probabilities of ${real}`);
+      // JPEG: Chromium (libjpeg-turbo) and Rust's decoder upsample chroma differently, and in
+      // colour that shows more than in MNIST's grey (measured on test/cat/0000.jpg: 1.2e-2 at most);
+      // the PNG above decodes bit-exactly and is held to 1e-3.
+      assertClose(q.probs, nat.probabilities, /\.png$/i.test(real) ? 1e-3 : 3e-2, `probabilities of ${real}`);
     }
     await switchDataset(page, 'mnist');
   });
