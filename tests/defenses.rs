@@ -46,7 +46,7 @@ fn detector_score_is_the_largest_l1_between_softmaxes() {
     // adaptive variant adds a penalty that is zero when all distances are well under it.
     let (sq, bit, med) = SqueezeConfig::squeezers_for(DatasetKind::Mnist);
     let mid = (score[0] + score[1]) / 2.0;
-    let config = SqueezeConfig { dataset: DatasetKind::Mnist, squeezers: sq, threshold: mid, false_positive_rate: 0.05, calibration_images: 0, bit_depth: bit, median: med };
+    let config = SqueezeConfig { dataset: DatasetKind::Mnist, squeezers: sq, threshold: mid, false_positive_rate: 0.05, calibration_images: 0, bit_depth: bit, median: med, model_sha256: "ab".repeat(32) };
     let ad = d.clone().autodiff();
     let grad_model = advlab::models::manifest::decode_weights(&ClassifierConfig::mnist(), &advlab::models::manifest::encode_weights(&model).unwrap(), &ad).unwrap().freeze();
     let det = FeatureSqueezingDetector { config: &config, grad_model: &grad_model, model: &model };
@@ -79,6 +79,20 @@ fn detector_score_is_the_largest_l1_between_softmaxes() {
     // Preprocessing: the system classifies the squeezed image.
     let pre = Preprocessed { squeezer: Squeezer::BitDepth { bits: 1 }, grad_model: &grad_model, model: &model };
     assert_eq!(v(pre.system_logits(x.clone())), v(model.forward(bit_depth_of(x))));
+}
+
+#[test]
+fn a_threshold_is_refused_for_other_weights() {
+    let (sq, bit, med) = SqueezeConfig::squeezers_for(DatasetKind::Cifar10);
+    let config = SqueezeConfig { dataset: DatasetKind::Cifar10, squeezers: sq, threshold: 0.5, false_positive_rate: 0.05, calibration_images: 10, bit_depth: bit, median: med, model_sha256: "ab".repeat(32) };
+    assert!(config.check_model(&"ab".repeat(32)).is_ok());
+    let err = config.check_model(&"cd".repeat(32)).unwrap_err();
+    assert!(err.contains("calibrated on another model") && err.contains("abababababab") && err.contains("cdcdcdcdcdcd"), "{err}");
+    assert!(err.contains("lab defend cifar10"), "{err}");
+    // A configuration from before the hash was recorded cannot be parsed at all.
+    let mut json: serde_json::Value = serde_json::to_value(&config).unwrap();
+    json.as_object_mut().unwrap().remove("model_sha256");
+    assert!(serde_json::from_value::<SqueezeConfig>(json).is_err());
 }
 
 fn bit_depth_of(x: Tensor<4>) -> Tensor<4> {

@@ -332,7 +332,7 @@ pub fn attack(a: AttackArgs) -> Res {
     // Several defenses at once (comma-separated): a non-adaptive attack is made once on the bare
     // model and judged by each; an adaptive one runs against each system in turn.
     let defenses: Vec<&str> = a.defense.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
-    let squeeze = if defenses.iter().all(|d| *d == "none") { None } else { Some(squeeze_config(kind, &a.models)?) };
+    let squeeze = if defenses.iter().all(|d| *d == "none") { None } else { Some(squeeze_config(kind, &a.models, &manifest)?) };
     let systems = defenses.iter().map(|d| defended_system(d, squeeze.as_ref(), &grad_model, &model)).collect::<Result<Vec<_>, _>>()?;
     let bare = ModelTarget { grad_model: &grad_model, model: &model };
     let start = Instant::now();
@@ -518,16 +518,20 @@ fn paper_figure(dataset: &str, defense: &str) -> &'static str {
     }
 }
 
-pub fn squeeze_config(kind: DatasetKind, models: &Path) -> Result<SqueezeConfig, String> {
+/// The committed detector configuration of a data set, refused when it was calibrated on other
+/// weights than the model in `manifest`.
+pub fn squeeze_config(kind: DatasetKind, models: &Path, manifest: &ModelManifest) -> Result<SqueezeConfig, String> {
     let path = models.join(format!("{}-squeeze.json", kind.name()));
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (calibrate it first: lab defend {})", path.display(), kind.name()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let config: SqueezeConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    config.check_model(&manifest.sha256).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(config)
 }
 
 pub fn defend(name: &str, data: Option<PathBuf>, models: &Path, calibration: usize) -> Res {
     let kind = dataset(name)?;
     let device = device();
-    let (_, model) = committed_model(kind, models, &device)?;
+    let (manifest, model) = committed_model(kind, models, &device)?;
     let test = load_splits(kind, &data_dir(kind, data)).map_err(|e| e.to_string())?.test;
     // Held out from the attacked images (the first correctly classified ones), and split in two:
     // one half sets the threshold, the other checks the false-positive rate it gives.
@@ -547,7 +551,7 @@ pub fn defend(name: &str, data: Option<PathBuf>, models: &Path, calibration: usi
     let check = scores(&held.slice(half, held.len()))?;
     let threshold = threshold_for_rate(&fit, 0.05);
     let fpr = check.iter().filter(|s| **s > threshold).count() as f64 / check.len().max(1) as f64;
-    let config = SqueezeConfig { dataset: kind, squeezers, threshold, false_positive_rate: fpr, calibration_images: fit.len(), bit_depth, median };
+    let config = SqueezeConfig { dataset: kind, squeezers, threshold, false_positive_rate: fpr, calibration_images: fit.len(), bit_depth, median, model_sha256: manifest.sha256.clone() };
     // Benign accuracy of each defense on the whole test set.
     let accuracy = |squeezer: Option<advlab::squeezers::Squeezer>| -> Result<f64, String> {
         let mut correct = 0;

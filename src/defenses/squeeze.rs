@@ -38,9 +38,24 @@ pub struct SqueezeConfig {
     /// The squeezer each preprocessing defense uses.
     pub bit_depth: Squeezer,
     pub median: Squeezer,
+    /// sha256 of the weights the threshold was calibrated on: a retrained model moves the
+    /// benign scores, so its old threshold would flag the wrong fraction.
+    pub model_sha256: String,
 }
 
 impl SqueezeConfig {
+    /// Refuses a configuration calibrated on other weights than `model_sha256`.
+    pub fn check_model(&self, model_sha256: &str) -> Result<(), String> {
+        if self.model_sha256 == model_sha256 {
+            Ok(())
+        } else {
+            Err(format!(
+                "the {} feature-squeezing threshold was calibrated on another model (weights {}, loaded {}); recalibrate it: lab defend {}",
+                self.dataset.name(), short(&self.model_sha256), short(model_sha256), self.dataset.name()
+            ))
+        }
+    }
+
     /// The squeezers Xu et al. use per data set (MNIST: 1-bit depth and 2x2 median; CIFAR-10:
     /// 5-bit depth, 2x2 median, non-local means omitted) and He et al.'s preprocessing
     /// defenses (MNIST 1 bit / 3x3 median, CIFAR-10 3 bits / 2x2 median).
@@ -60,15 +75,24 @@ impl SqueezeConfig {
     }
 }
 
+fn short(sha: &str) -> &str {
+    if sha.is_empty() { "unrecorded" } else { &sha[..sha.len().min(12)] }
+}
+
+/// Per-image L1 distance between the probabilities `p` of the original and the softmax of a
+/// squeezed view's logits: [n, 1].
+fn l1_to(p: Tensor<2>, squeezed_logits: Tensor<2>) -> Tensor<2> {
+    (p - softmax(squeezed_logits, 1)).abs().sum_dim(1)
+}
+
 /// Per-image L1 distance between the softmax of `x` and of each squeezed `x`: [n, k].
 fn l1_distances(model: &Classifier, x: Tensor<4>, squeezers: &[Squeezer], for_gradient: bool) -> Tensor<2> {
-    let n = x.dims()[0];
     let p = softmax(model.forward(x.clone()), 1);
     let cols: Vec<Tensor<2>> = squeezers
         .iter()
         .map(|s| {
             let sx = if for_gradient { s.apply_for_gradient(x.clone()) } else { s.apply(x.clone()) };
-            (p.clone() - softmax(model.forward(sx), 1)).abs().sum_dim(1).reshape([n, 1])
+            l1_to(p.clone(), model.forward(sx))
         })
         .collect();
     Tensor::cat(cols, 1)
@@ -99,15 +123,14 @@ pub struct FeatureSqueezingDetector<'a> {
 impl FeatureSqueezingDetector<'_> {
     /// Zero while an L1 distance is a little under the threshold (so that rounding noise does not
     /// push it back over), growing linearly above.
-    fn hinge(&self, l1: Tensor<1>) -> Tensor<1> {
-        l1.sub_scalar(0.8 * self.config.threshold).clamp_min(0.0).mul_scalar(10.0)
+    /// Summed over the squeezers: `l1` is [n, k], the result [n].
+    fn hinge(&self, l1: Tensor<2>) -> Tensor<1> {
+        l1.sub_scalar(0.8 * self.config.threshold).clamp_min(0.0).mul_scalar(10.0).sum_dim(1).squeeze_dim(1)
     }
 
     /// The adaptive attack's detector penalty alone (the sum of the hinges), per image.
     pub fn penalty(&self, x: Tensor<4>) -> Tensor<1> {
-        let d = l1_distances(self.grad_model, x, &self.config.squeezers, true);
-        let k = d.dims()[1];
-        (0..k).map(|j| self.hinge(d.clone().slice([0..d.dims()[0], j..j + 1]).squeeze_dim(1))).reduce(|a, b| a + b).expect("at least one squeezer")
+        self.hinge(l1_distances(self.grad_model, x, &self.config.squeezers, true))
     }
 }
 
@@ -124,12 +147,13 @@ impl AttackTarget for FeatureSqueezingDetector<'_> {
         let logits = self.grad_model.forward(x.clone());
         let p = softmax(logits.clone(), 1);
         let mut loss = term(logits);
+        let mut l1 = Vec::with_capacity(self.config.squeezers.len());
         for s in &self.config.squeezers {
             let squeezed = self.grad_model.forward(s.apply_for_gradient(x.clone()));
-            let l1 = (p.clone() - softmax(squeezed.clone(), 1)).abs().sum_dim(1).squeeze_dim(1);
-            loss = loss + term(squeezed) + self.hinge(l1);
+            l1.push(l1_to(p.clone(), squeezed.clone()));
+            loss = loss + term(squeezed);
         }
-        loss
+        loss + self.hinge(Tensor::cat(l1, 1))
     }
 
     fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {

@@ -314,6 +314,7 @@ impl Lab {
         let config: SqueezeConfig = serde_json::from_str(json).map_err(|e| js_err(format!("defense configuration is not valid: {e}")))?;
         let kind = config.dataset;
         let loaded = self.models.get_mut(&kind).ok_or_else(|| JsError::new(&format!("load the {} model before its defenses", kind.name())))?;
+        config.check_model(&loaded.manifest.sha256).map_err(js_err)?;
         let info = serde_json::json!({
             "threshold": config.threshold,
             "detector": config.squeezers.iter().map(|s| s.name()).collect::<Vec<_>>(),

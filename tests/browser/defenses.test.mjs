@@ -18,6 +18,8 @@ import {
   waitSqueeze,
   squeezeSeq,
   useLab,
+  startLab,
+  waitReady,
 } from './harness.mjs';
 
 let skip = await missingPrerequisites({ needLab: false });
@@ -122,5 +124,34 @@ describe('feature squeezing in the page (CPU fallback)', { skip: skip || false, 
     assert.equal(sq.flagged, 'false');
     assert.equal(sq.verdict, 'Not flagged');
     assert.ok(sq.score <= sq.threshold, `score ${sq.score} <= threshold ${sq.threshold}`);
+  });
+});
+
+// A threshold belongs to the weights it was calibrated on: after retraining, a stale
+// <dataset>-squeeze.json is refused by the engine and the page says what to run, instead of
+// judging with a threshold that flags the wrong fraction of benign images.
+describe('a detector calibrated on other weights (real engine)', { skip: skip || false, timeout: 300_000 }, () => {
+  it('turns the defenses off and says to recalibrate', async () => {
+    const stale = { ...config, model_sha256: '0'.repeat(64) };
+    const lab = await startLab({
+      webgpu: false,
+      setup: (ctx) => ctx.route(/\/models\/mnist-squeeze\.json/, (r) =>
+        r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(stale) })),
+    });
+    try {
+      await waitReady(lab.page, 240_000);
+      const sq = await readSqueeze(lab.page);
+      assert.equal(sq.available, 'false');
+      assert.match(sq.note, /calibrated on another model/);
+      assert.match(sq.note, /lab defend mnist/);
+      assert.equal(sq.bodyVisible, false);
+      assert.equal(await lab.page.locator('#error').isVisible(), false, 'the model itself still works');
+      for (const v of ['bit-depth', 'median', 'detector']) {
+        assert.equal(await lab.page.isDisabled(`#attack-defense option[value="${v}"]`), true, v);
+      }
+      await predictSample(lab.page, 0);
+    } finally {
+      await lab.close();
+    }
   });
 });
