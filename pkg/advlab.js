@@ -776,7 +776,7 @@ function __wbg_get_imports() {
                     const a = state0.a;
                     state0.a = 0;
                     try {
-                        return __wasm_bindgen_func_elem_60938(a, state0.b, arg0, arg1);
+                        return __wasm_bindgen_func_elem_60943(a, state0.b, arg0, arg1);
                     } finally {
                         state0.a = a;
                     }
@@ -1141,32 +1141,32 @@ function __wbg_get_imports() {
         }, arguments); },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 25423, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_60936);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_60941);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDevice")], shim_idx: 13968, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34799);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34804);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDeviceLostInfo")], shim_idx: 13969, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34801);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34806);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUUncapturedErrorEvent")], shim_idx: 13969, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34801_15);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34806_15);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("any")], shim_idx: 13968, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34799_16);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34804_16);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("undefined")], shim_idx: 13968, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34799_17);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34804_17);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0) {
@@ -1209,22 +1209,22 @@ function __wbg_get_imports() {
     };
 }
 
-function __wasm_bindgen_func_elem_34801(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_34801(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_34806(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_34806(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_34801_15(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_34801_15(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_34806_15(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_34806_15(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_60938(arg0, arg1, arg2, arg3) {
-    wasm.__wasm_bindgen_func_elem_60938(arg0, arg1, arg2, arg3);
+function __wasm_bindgen_func_elem_60943(arg0, arg1, arg2, arg3) {
+    wasm.__wasm_bindgen_func_elem_60943(arg0, arg1, arg2, arg3);
 }
 
-function __wasm_bindgen_func_elem_60936(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_60941(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_60936(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_60941(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1235,10 +1235,10 @@ function __wasm_bindgen_func_elem_60936(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_34799(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_34804(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_34799(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_34804(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1249,10 +1249,10 @@ function __wasm_bindgen_func_elem_34799(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_34799_16(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_34804_16(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_34799_16(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_34804_16(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1263,10 +1263,10 @@ function __wasm_bindgen_func_elem_34799_16(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_34799_17(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_34804_17(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_34799_17(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_34804_17(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
