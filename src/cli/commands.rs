@@ -416,75 +416,93 @@ pub fn report(records: &Path) -> Res {
 }
 
 /// The records as Markdown: every run, then the adaptive attacks next to the bare model.
+/// A Markdown table: a header row, its rule, and one row per entry.
+fn markdown_table(columns: &[&str], rows: &[Vec<String>]) -> String {
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    let mut md = line(&columns.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+    md += &format!("|{}|\n", vec!["---"; columns.len()].join("|"));
+    for r in rows {
+        md += &line(r);
+    }
+    md
+}
+
 pub fn report_markdown(all: &[AttackRecord]) -> String {
-    let mut md = String::new();
     let dist = |v: f64| if v.is_finite() { format!("{v:.3}") } else { "-".into() };
     let pct = |v: f64| format!("{:.0}%", 100.0 * v);
-    let goal = |t: bool| if t { "targeted (random other class)" } else { "untargeted" };
-    md += "| data set | system | attack | goal | images | success | mean L2 | median L2 | mean L-inf | still adversarial as 8-bit PNG | time |\n";
-    md += "|---|---|---|---|---|---|---|---|---|---|---|\n";
-    for r in all {
-        md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s |\n",
-            r.dataset,
-            r.model,
-            r.attack.name(),
-            goal(r.targeted),
-            r.images,
-            pct(r.success_rate),
-            dist(r.mean_l2),
-            dist(r.median_l2),
-            dist(r.mean_linf),
-            pct(r.rounded_success_rate),
-            r.seconds
-        );
-    }
+    let goal = |t: bool| if t { "targeted (random other class)" } else { "untargeted" }.to_string();
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|r| {
+            vec![
+                r.dataset.clone(),
+                r.model.clone(),
+                r.attack.name(),
+                goal(r.targeted),
+                r.images.to_string(),
+                pct(r.success_rate),
+                dist(r.mean_l2),
+                dist(r.median_l2),
+                dist(r.mean_linf),
+                pct(r.rounded_success_rate),
+                format!("{:.0} s", r.seconds),
+            ]
+        })
+        .collect();
+    let mut md = markdown_table(
+        &["data set", "system", "attack", "goal", "images", "success", "mean L2", "median L2", "mean L-inf", "still adversarial as 8-bit PNG", "time"],
+        &rows,
+    );
     let adaptive: Vec<&AttackRecord> = all.iter().filter(|r| r.adaptive).collect();
     if adaptive.is_empty() {
         return md;
     }
+    let rows: Vec<Vec<String>> = adaptive
+        .iter()
+        .map(|r| {
+            // The baseline: the same attack and goal on the bare model, with the same budget when
+            // there is such a run (restarts aside: they only rerun failures), else the last one.
+            let bare: Vec<&AttackRecord> = all
+                .iter()
+                .filter(|b| b.dataset == r.dataset && b.defense == "none" && b.targeted == r.targeted && std::mem::discriminant(&b.attack) == std::mem::discriminant(&r.attack))
+                .collect();
+            let base = bare.iter().rev().find(|b| same_budget(&b.attack, &r.attack)).or(bare.last());
+            let (base_l2, change) = match base {
+                Some(b) if b.mean_l2.is_finite() && r.mean_l2.is_finite() => (dist(b.mean_l2), format!("{:+.0}%", 100.0 * (r.mean_l2 / b.mean_l2 - 1.0))),
+                Some(b) => (dist(b.mean_l2), "-".into()),
+                None => ("-".into(), "-".into()),
+            };
+            // An ensemble against the strongest of its parts (the one that took the largest mean
+            // L2 to break adaptively), as He et al. compare them.
+            let part = all
+                .iter()
+                .filter(|p| p.dataset == r.dataset && p.adaptive && p.targeted == r.targeted && ensemble_parts(&r.defense).contains(&p.defense.as_str()) && p.mean_l2.is_finite())
+                .max_by(|a, b| a.mean_l2.total_cmp(&b.mean_l2));
+            let (part_l2, part_change) = match part {
+                Some(p) if r.mean_l2.is_finite() => (format!("{} ({})", dist(p.mean_l2), p.defense), format!("{:+.0}%", 100.0 * (r.mean_l2 / p.mean_l2 - 1.0))),
+                _ => ("-".into(), "-".into()),
+            };
+            vec![
+                r.dataset.clone(),
+                r.defense.clone(),
+                r.attack.name(),
+                goal(r.targeted),
+                r.images.to_string(),
+                pct(r.success_rate),
+                dist(r.mean_l2),
+                base_l2,
+                change,
+                part_l2,
+                part_change,
+                paper_figure(&r.dataset, &r.defense).to_string(),
+            ]
+        })
+        .collect();
     md += "\n### Adaptive attacks (He et al.) next to the same attack on the bare model\n\n";
-    md += "| data set | defense | attack | goal | images | success | mean L2 | bare model's mean L2 | change | strongest part's mean L2 | change | He et al. |\n";
-    md += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-    for r in adaptive {
-        // The baseline: the same attack and goal on the bare model, with the same budget when
-        // there is such a run (restarts aside: they only rerun failures), else the last one.
-        let bare: Vec<&AttackRecord> = all
-            .iter()
-            .filter(|b| b.dataset == r.dataset && b.defense == "none" && b.targeted == r.targeted && std::mem::discriminant(&b.attack) == std::mem::discriminant(&r.attack))
-            .collect();
-        let base = bare.iter().rev().find(|b| same_budget(&b.attack, &r.attack)).or(bare.last());
-        let (base_l2, change) = match base {
-            Some(b) if b.mean_l2.is_finite() && r.mean_l2.is_finite() => (dist(b.mean_l2), format!("{:+.0}%", 100.0 * (r.mean_l2 / b.mean_l2 - 1.0))),
-            Some(b) => (dist(b.mean_l2), "-".into()),
-            None => ("-".into(), "-".into()),
-        };
-        // An ensemble against the strongest of its parts (the one that took the largest mean
-        // L2 to break adaptively), as He et al. compare them.
-        let part = all
-            .iter()
-            .filter(|p| p.dataset == r.dataset && p.adaptive && p.targeted == r.targeted && ensemble_parts(&r.defense).contains(&p.defense.as_str()) && p.mean_l2.is_finite())
-            .max_by(|a, b| a.mean_l2.total_cmp(&b.mean_l2));
-        let (part_l2, part_change) = match part {
-            Some(p) if r.mean_l2.is_finite() => (format!("{} ({})", dist(p.mean_l2), p.defense), format!("{:+.0}%", 100.0 * (r.mean_l2 / p.mean_l2 - 1.0))),
-            _ => ("-".into(), "-".into()),
-        };
-        md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.dataset,
-            r.defense,
-            r.attack.name(),
-            goal(r.targeted),
-            r.images,
-            pct(r.success_rate),
-            dist(r.mean_l2),
-            base_l2,
-            change,
-            part_l2,
-            part_change,
-            paper_figure(&r.dataset, &r.defense)
-        );
-    }
+    md += &markdown_table(
+        &["data set", "defense", "attack", "goal", "images", "success", "mean L2", "bare model's mean L2", "change", "strongest part's mean L2", "change", "He et al."],
+        &rows,
+    );
     md
 }
 
