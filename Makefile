@@ -113,7 +113,8 @@ results: lab
 # Case study 1 (issue 5): feature squeezing on the first 100 correctly classified test images.
 # Calibrates the detector when needed, judges the bare model's C&W and FGSM examples by each
 # defense (non-adaptive), then runs He et al.'s adaptive C&W against each defense and, for the
-# comparison, the same budget on the bare model. Several hours on 2 cores.
+# comparison, the same budget on the bare model. MNIST 1-2 hours on 2 cores, CIFAR-10 about
+# 25 minutes. The defense must match the model: after retraining, run `lab defend` first.
 # The non-adaptive C&W runs at C&W's defaults on MNIST; on CIFAR-10 (a net 3x slower per image)
 # with a smaller budget. FGSM's epsilon is Xu et al.'s for each data set.
 ADAPTIVE_mnist := --steps 200 --binary-search-steps 4 --initial-const 1 --learning-rate 0.05 --restarts 2
