@@ -8,6 +8,7 @@ use crate::inference;
 use crate::models::manifest::{encode_weights, sha256_hex, ModelManifest, TrainingRecord};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use crate::models::{Classifier, ClassifierConfig, DatasetKind};
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
@@ -29,14 +30,20 @@ pub struct TrainOptions {
     /// `learning_rate` down to 0 at `epochs`. Not stored: resuming that phase later leaves it off.
     #[serde(skip)]
     pub new_phase: bool,
+    /// Weight averaging (Izmailov et al. 2018, "Averaging weights leads to wider optima and better
+    /// generalization"): from the end of this epoch on, keep the mean of the weights after each
+    /// later epoch and publish that mean. May be given when a run starts or on resume (not for
+    /// epochs already done: their weights are gone); once on, the checkpoint keeps it.
+    #[serde(skip)]
+    pub average_from: Option<usize>,
 }
 
 impl TrainOptions {
     /// What reaches the issue's targets on a 2-core CPU in reasonable time.
     pub fn defaults(dataset: DatasetKind) -> Self {
         match dataset {
-            DatasetKind::Mnist => TrainOptions { epochs: 12, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: false, new_phase: false },
-            DatasetKind::Cifar10 => TrainOptions { epochs: 30, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: true, new_phase: false },
+            DatasetKind::Mnist => TrainOptions { epochs: 12, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: false, new_phase: false, average_from: None },
+            DatasetKind::Cifar10 => TrainOptions { epochs: 30, batch_size: 128, learning_rate: 1e-3, seed: 1, augment: true, new_phase: false, average_from: None },
         }
     }
 }
@@ -85,6 +92,38 @@ pub fn batch_pixels(data: &Dataset, indices: &[usize], augment: bool, rng: &mut 
     out
 }
 
+/// Moves every weight of `average` towards the same weight of `current` by `weight`:
+/// `a + weight * (c - a)`. With `weight = 1/n` for the n-th snapshot, `average` is the plain mean
+/// of the n snapshots (the running mean of stochastic weight averaging). The nets have no batch
+/// normalisation, so the mean needs no recomputed statistics.
+pub fn blend(average: Classifier, current: &Classifier, weight: f64) -> Classifier {
+    // Both modules are the same struct, so visiting and mapping meet the parameters in the
+    // same order.
+    struct Collect(Vec<TensorData>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().into_data());
+        }
+    }
+    struct Blend {
+        current: std::vec::IntoIter<TensorData>,
+        weight: f64,
+    }
+    impl ModuleMapper for Blend {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let data = self.current.next().expect("the same architecture has the same parameters");
+            let weight = self.weight;
+            param.map(|a| {
+                let c = Tensor::<D>::from_data(data, &a.device());
+                a.clone() + (c - a).mul_scalar(weight)
+            })
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    current.visit(&mut collect);
+    average.map(&mut Blend { current: collect.0.into_iter(), weight })
+}
+
 /// Cosine decay from `lr` to 0 over `total` steps.
 pub fn cosine_lr(lr: f64, step: usize, total: usize) -> f64 {
     lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos())
@@ -105,6 +144,19 @@ pub struct CheckpointMeta {
     /// Epochs done when the current cosine phase began (0: the run has one phase).
     #[serde(default)]
     pub phase_start: usize,
+    /// Weight averaging on: the mean covers the weights after each epoch past this one.
+    #[serde(default)]
+    pub average_from: Option<usize>,
+    /// Test accuracy of that mean after each averaged epoch.
+    #[serde(default)]
+    pub average_accuracy_per_epoch: Vec<f64>,
+}
+
+impl CheckpointMeta {
+    /// The epochs (1-based, inclusive) whose weights the mean covers, when there is a mean.
+    pub fn averaged_epochs(&self) -> Option<(usize, usize)> {
+        self.average_from.filter(|&from| self.epochs_done > from).map(|from| (from + 1, self.epochs_done))
+    }
 }
 
 const CKPT_MAGIC: &[u8; 8] = b"ADVCKPT1";
@@ -124,16 +176,22 @@ fn read_section<'a>(bytes: &'a [u8], at: &mut usize, path: &Path) -> Result<&'a 
 
 /// Writes the checkpoint atomically (temporary file, then rename): a run killed while writing
 /// leaves the previous checkpoint intact.
-pub fn save_checkpoint(path: &Path, meta: &CheckpointMeta, model: &Classifier, optim: &ModuleOptimizer) -> Result<(), String> {
+/// Sections: header, weights, optimizer state, and the weight average when there is one.
+pub fn save_checkpoint(
+    path: &Path,
+    meta: &CheckpointMeta,
+    model: &Classifier,
+    optim: &ModuleOptimizer,
+    average: Option<&Classifier>,
+) -> Result<(), String> {
     let mut out = CKPT_MAGIC.to_vec();
     write_section(&mut out, serde_json::to_string(meta).unwrap().as_bytes());
-    // Burnpack, not safetensors: it keeps the parameter ids the optimizer state is keyed by.
-    let mut store = BurnpackStore::from_bytes(None);
-    model.save_into(&mut store).map_err(|e| format!("cannot serialise the model: {e}"))?;
-    let model_bytes = store.get_bytes().map_err(|e| format!("cannot serialise the model: {e}"))?;
-    write_section(&mut out, &model_bytes);
+    write_section(&mut out, &module_bytes(model)?);
     let optim_bytes = optim.into_bytes().map_err(|e| format!("cannot serialise the optimizer: {e:?}"))?;
     write_section(&mut out, &optim_bytes);
+    if let Some(average) = average {
+        write_section(&mut out, &module_bytes(average)?);
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -142,11 +200,35 @@ pub fn save_checkpoint(path: &Path, meta: &CheckpointMeta, model: &Classifier, o
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-pub fn load_checkpoint(
-    path: &Path,
-    config: &ClassifierConfig,
-    device: &Device,
-) -> Result<(CheckpointMeta, Classifier, ModuleOptimizer), String> {
+// Burnpack, not safetensors: it keeps the parameter ids the optimizer state is keyed by.
+fn module_bytes(model: &Classifier) -> Result<Vec<u8>, String> {
+    let mut store = BurnpackStore::from_bytes(None);
+    model.save_into(&mut store).map_err(|e| format!("cannot serialise the model: {e}"))?;
+    Ok(store.get_bytes().map_err(|e| format!("cannot serialise the model: {e}"))?.to_vec())
+}
+
+fn module_from(bytes: &[u8], config: &ClassifierConfig, device: &Device, path: &Path) -> Result<Classifier, String> {
+    let mut model = config.init(device);
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
+    let applied = model.load_from(&mut store).map_err(|e| format!("{}: model state: {e}", path.display()))?;
+    if !applied.errors.is_empty() || !applied.missing.is_empty() {
+        return Err(format!("{}: model state does not fit the architecture: {applied}", path.display()));
+    }
+    Ok(model)
+}
+
+/// What a checkpoint holds.
+pub struct Checkpoint {
+    pub meta: CheckpointMeta,
+    /// On the device it was loaded to (the autodiff one when training).
+    pub model: Classifier,
+    pub optim: ModuleOptimizer,
+    /// The weight average, on `average_device`.
+    pub average: Option<Classifier>,
+}
+
+/// Reads a checkpoint: weights onto `device`, the weight average (if any) onto `average_device`.
+pub fn load_checkpoint(path: &Path, config: &ClassifierConfig, device: &Device, average_device: &Device) -> Result<Checkpoint, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.len() < 8 || &bytes[..8] != CKPT_MAGIC {
         return Err(format!("{}: not a checkpoint of this lab", path.display()));
@@ -154,18 +236,17 @@ pub fn load_checkpoint(
     let mut at = 8;
     let meta: CheckpointMeta = serde_json::from_slice(read_section(&bytes, &mut at, path)?)
         .map_err(|e| format!("{}: checkpoint header: {e}", path.display()))?;
-    let mut model = config.init(device);
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(read_section(&bytes, &mut at, path)?.to_vec())));
-    let applied = model.load_from(&mut store).map_err(|e| format!("{}: model state: {e}", path.display()))?;
-    if !applied.errors.is_empty() || !applied.missing.is_empty() {
-        return Err(format!("{}: model state does not fit the architecture: {applied}", path.display()));
-    }
+    let model = module_from(read_section(&bytes, &mut at, path)?, config, device, path)?;
     let optim_bytes = read_section(&bytes, &mut at, path)?.to_vec();
     let optim = AdamConfig::new()
         .init()
         .from_bytes(Bytes::from_bytes_vec(optim_bytes))
         .map_err(|e| format!("{}: optimizer state: {e:?}", path.display()))?;
-    Ok((meta, model, optim))
+    let average = match meta.averaged_epochs() {
+        Some(_) => Some(module_from(read_section(&bytes, &mut at, path)?, config, average_device, path)?),
+        None => None,
+    };
+    Ok(Checkpoint { meta, model, optim, average })
 }
 
 /// A one-line progress bar on stderr.
@@ -189,8 +270,17 @@ fn progress(epoch: usize, epochs: usize, done: usize, total: usize, loss: f64, r
 }
 
 pub struct TrainOutcome {
+    /// The weights after the last epoch, or their mean when weight averaging was on.
     pub model: Classifier,
     pub meta: CheckpointMeta,
+}
+
+impl TrainOutcome {
+    /// The measured test accuracy of `model`.
+    pub fn test_accuracy(&self) -> f64 {
+        let per_epoch = if self.meta.averaged_epochs().is_some() { &self.meta.average_accuracy_per_epoch } else { &self.meta.accuracy_per_epoch };
+        *per_epoch.last().unwrap_or(&0.0)
+    }
 }
 
 /// Trains (or resumes) and returns the model in inference mode with its history.
@@ -205,13 +295,13 @@ pub fn train(
 ) -> Result<TrainOutcome, String> {
     let config = dataset.architecture();
     let train_device = device.clone().autodiff();
-    let (mut meta, mut model, mut optim) = if checkpoint.exists() {
-        let (mut meta, model, optim) = load_checkpoint(checkpoint, &config, &train_device)?;
+    let (mut meta, mut model, mut optim, mut average) = if checkpoint.exists() {
+        let Checkpoint { mut meta, model, optim, average } = load_checkpoint(checkpoint, &config, &train_device, device)?;
         // The schedule's length may change on resume (the cosine then continues over the new
         // total from where it is), augmentation may be switched, and a new cosine phase may
         // begin (with its own peak learning rate); all are logged and kept in the manifest.
         // Every other setting must match, or the run would not be one run.
-        let stored = TrainOptions { new_phase: false, ..options.clone() };
+        let stored = TrainOptions { new_phase: false, average_from: None, ..options.clone() };
         let lr = if options.new_phase { options.learning_rate } else { meta.options.learning_rate };
         let others_match = TrainOptions { epochs: options.epochs, augment: options.augment, learning_rate: lr, ..meta.options.clone() } == stored;
         if others_match && options.epochs >= meta.epochs_done {
@@ -227,6 +317,22 @@ pub fn train(
                 meta.phase_start = done;
                 changes.push(format!("new cosine phase: learning rate {} decaying to 0 by epoch {}", options.learning_rate, options.epochs));
             }
+            match (options.average_from, meta.average_from) {
+                (Some(from), None) if from < done => {
+                    return Err(format!("--average-from {from}: {done} epochs are done and the weights after them are gone; pick {done} or later"));
+                }
+                (Some(from), None) if from >= options.epochs => {
+                    return Err(format!("--average-from {from}: the run ends after epoch {}", options.epochs));
+                }
+                (Some(from), None) => {
+                    meta.average_from = Some(from);
+                    changes.push(format!("weight averaging on: the published weights will be the mean of the weights after epochs {}-{}", from + 1, options.epochs));
+                }
+                (Some(from), Some(on)) if from != on => {
+                    return Err(format!("{}: weight averaging already runs from epoch {on}", checkpoint.display()));
+                }
+                _ => {}
+            }
             for what in changes {
                 log(&format!("after epoch {done}: {what}"));
                 meta.changes.push(format!("after epoch {done}: {what}"));
@@ -241,20 +347,28 @@ pub fn train(
             ));
         }
         log(&format!("resuming from {} after epoch {}", checkpoint.display(), meta.epochs_done));
-        (meta, model.train(), optim)
+        (meta, model.train(), optim, average)
     } else {
         train_device.seed(options.seed);
-        let meta = CheckpointMeta {
+        if let Some(from) = options.average_from.filter(|&f| f >= options.epochs) {
+            return Err(format!("--average-from {from}: the run has only {} epochs", options.epochs));
+        }
+        let mut meta = CheckpointMeta {
             dataset,
-            options: options.clone(),
+            options: TrainOptions { new_phase: false, average_from: None, ..options.clone() },
             epochs_done: 0,
             seconds: 0.0,
             images_seen: 0,
             accuracy_per_epoch: Vec::new(),
             changes: Vec::new(),
             phase_start: 0,
+            average_from: options.average_from,
+            average_accuracy_per_epoch: Vec::new(),
         };
-        (meta, config.init(&train_device), AdamConfig::new().init())
+        if let Some(from) = options.average_from {
+            meta.changes.push(format!("from the start: weight averaging on: the published weights will be the mean of the weights after epochs {}-{}", from + 1, options.epochs));
+        }
+        (meta, config.init(&train_device), AdamConfig::new().init(), None)
     };
     let train = &splits.train;
     let batches = train.len().div_ceil(options.batch_size);
@@ -291,19 +405,34 @@ pub fn train(
         meta.seconds += seconds;
         meta.images_seen += train.len();
         meta.accuracy_per_epoch.push(accuracy);
-        save_checkpoint(checkpoint, &meta, &model, &optim)?;
+        let mut averaged = String::new();
+        if let Some((first, last)) = meta.averaged_epochs() {
+            let n = last - first + 1;
+            let mean = match average.take() {
+                Some(mean) => blend(mean, &model.valid(), 1.0 / n as f64),
+                None => model.valid(),
+            };
+            let mean_accuracy = pollster::block_on(inference::accuracy(&mean, &splits.test, 500, device))?;
+            meta.average_accuracy_per_epoch.push(mean_accuracy);
+            averaged = format!("; mean of the weights after epochs {first}-{last}: {mean_accuracy:.4}");
+            average = Some(mean);
+        }
+        save_checkpoint(checkpoint, &meta, &model, &optim, average.as_ref())?;
         log(&format!(
-            "epoch {}/{}: test accuracy {:.4} on {} images, {:.0} s, {:.0} training images/s; checkpoint {}",
+            "epoch {}/{}: test accuracy {:.4} on {} images{}, {:.0} s, {:.0} training images/s; checkpoint {}",
             meta.epochs_done,
             options.epochs,
             accuracy,
             splits.test.len(),
+            averaged,
             seconds,
             train.len() as f64 / seconds,
             checkpoint.display()
         ));
     }
-    Ok(TrainOutcome { model: model.valid(), meta })
+    // With weight averaging on, the mean is what the run produced.
+    let model = average.unwrap_or_else(|| model.valid());
+    Ok(TrainOutcome { model, meta })
 }
 
 /// Writes `<dir>/<dataset>.safetensors` and its manifest; returns the manifest.
@@ -322,7 +451,7 @@ pub fn publish(dir: &Path, dataset: DatasetKind, outcome: &TrainOutcome, test_im
         sha256: sha256_hex(&bytes),
         bytes: bytes.len(),
         parameters: outcome.model.num_params(),
-        test_accuracy: *meta.accuracy_per_epoch.last().unwrap_or(&0.0),
+        test_accuracy: outcome.test_accuracy(),
         test_images,
         training: TrainingRecord {
             epochs: meta.epochs_done,
@@ -343,7 +472,18 @@ pub fn publish(dir: &Path, dataset: DatasetKind, outcome: &TrainOutcome, test_im
             seconds: meta.seconds,
             images_per_second: meta.images_seen as f64 / meta.seconds.max(1e-9),
             accuracy_per_epoch: meta.accuracy_per_epoch.clone(),
-            changes: meta.changes.clone(),
+            changes: {
+                let mut changes = meta.changes.clone();
+                if let Some((first, last)) = meta.averaged_epochs() {
+                    changes.push(format!(
+                        "published: the mean of the weights after epochs {first}-{last} (test accuracy {:.4}; the weights after epoch {last} alone: {:.4}; the mean after each averaged epoch: {})",
+                        outcome.test_accuracy(),
+                        meta.accuracy_per_epoch.last().unwrap_or(&0.0),
+                        meta.average_accuracy_per_epoch.iter().map(|a| format!("{a:.4}")).collect::<Vec<_>>().join(" ")
+                    ));
+                }
+                changes
+            },
         },
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

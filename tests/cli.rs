@@ -137,3 +137,67 @@ fn report_renders_records_including_attacks_that_never_succeeded() {
     let (ok_run, _, err) = run(&["report", f.to_str().unwrap()]);
     assert!(!ok_run && err.contains("r.jsonl:1: not an attack record"), "{err}");
 }
+
+fn run_owned(args: &[String]) -> (bool, String, String) {
+    run(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+}
+
+/// A small MNIST in IDX files: class c is a bright bar at row 2c + 4.
+fn tiny_mnist(dir: &Path, train: usize, test: usize) {
+    for (images, labels, n) in [("train-images-idx3-ubyte", "train-labels-idx1-ubyte", train), ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test)] {
+        let mut px = Vec::new();
+        let mut ls = Vec::new();
+        for i in 0..n {
+            let c = i % 10;
+            ls.push(c as u8);
+            let mut img = vec![0u8; 784];
+            img[(2 * c + 4) * 28 + 4..(2 * c + 4) * 28 + 24].fill(255);
+            px.extend(img);
+        }
+        let mut f = Vec::new();
+        for x in [2051u32, n as u32, 28, 28] {
+            f.extend(x.to_be_bytes());
+        }
+        f.extend(px);
+        std::fs::write(dir.join(images), f).unwrap();
+        let mut f = Vec::new();
+        for x in [2049u32, n as u32] {
+            f.extend(x.to_be_bytes());
+        }
+        f.extend(ls);
+        std::fs::write(dir.join(labels), f).unwrap();
+    }
+}
+
+#[test]
+fn train_with_weight_averaging_publishes_the_mean() {
+    let dir = tmp("train");
+    let data = dir.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    tiny_mnist(&data, 64, 20);
+    let out = dir.join("models");
+    let ckpt = dir.join("run.ckpt");
+    let args = |epochs: &str, from: &str| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "mnist", "--data", data.to_str().unwrap(), "--batch-size", "32", "--epochs", epochs, "--models", out.to_str().unwrap(), "--checkpoint", ckpt.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
+        if !from.is_empty() {
+            a.extend(["--average-from".to_string(), from.to_string()]);
+        }
+        a
+    };
+    // Averaging asked for beyond the run's end, then for epochs already done: clear refusals.
+    let (ok, _, err) = run_owned(&args("2", "2"));
+    assert!(!ok && err.contains("the run has only 2 epochs") && !err.contains("panicked"), "{err}");
+    let (ok, _, err) = run_owned(&args("1", ""));
+    assert!(ok, "{err}");
+    let (ok, _, err) = run_owned(&args("3", "0"));
+    assert!(!ok && err.contains("weights after them are gone") && !err.contains("panicked"), "{err}");
+    // Turned on at resume: epochs 2-3 are averaged, and the manifest says so.
+    let (ok, _, err) = run_owned(&args("3", "1"));
+    assert!(ok, "{err}");
+    assert!(err.contains("after epoch 1: weight averaging on") && err.contains("mean of the weights after epochs 2-3"), "{err}");
+    let manifest = advlab::models::ModelManifest::parse(&std::fs::read_to_string(out.join("mnist.json")).unwrap()).unwrap();
+    let last = manifest.training.changes.last().unwrap();
+    assert!(last.starts_with("published: the mean of the weights after epochs 2-3"), "{:?}", manifest.training.changes);
+    let log = std::fs::read_to_string(dir.join("mnist-train.log")).unwrap();
+    assert!(log.contains("published") && log.contains("mean of the weights after epochs 2-3"), "{log}");
+}

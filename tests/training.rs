@@ -4,7 +4,7 @@
 
 use advlab::data::{Dataset, ImageShape, Splits};
 use advlab::models::{load_model, DatasetKind, ModelManifest};
-use advlab::train::{batch_pixels, cosine_lr, publish, train, TrainOptions};
+use advlab::train::{batch_pixels, blend, cosine_lr, publish, train, TrainOptions};
 use burn::prelude::*;
 use rand::SeedableRng;
 
@@ -33,8 +33,9 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn interrupted_training_resumes_to_the_same_weights() {
+    let _turn = one_at_a_time();
     let splits = Splits { train: synthetic(96, 0), test: synthetic(40, 3) };
-    let options = TrainOptions { epochs: 2, batch_size: 32, learning_rate: 3e-3, seed: 9, augment: false, new_phase: false };
+    let options = TrainOptions { epochs: 2, batch_size: 32, learning_rate: 3e-3, seed: 9, augment: false, new_phase: false, average_from: None };
     let d = Device::flex();
     let dir = tmp("resume");
     let ckpt = dir.join("run.ckpt");
@@ -109,6 +110,108 @@ fn interrupted_training_resumes_to_the_same_weights() {
     let p: Vec<f32> = published.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
     let q: Vec<f32> = full.model.forward(x).into_data().try_to_vec::<f32>().unwrap();
     assert!(p == q, "published weights differ from the trained model");
+}
+
+fn close(a: &[f32], b: &[f32], tolerance: f32) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tolerance)
+}
+
+/// Training seeds the device's random numbers (dropout) per epoch; two runs at once would
+/// draw from the same generator, so the tests that train take turns.
+static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every weight of a module, in its parameters' order.
+fn weights(model: &advlab::models::Classifier) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.0.extend(param.val().into_data().iter::<f32>());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    c.0
+}
+
+#[test]
+fn blending_weights_by_hand() {
+    let d = Device::flex();
+    let config = DatasetKind::Mnist.architecture();
+    let (a, b, c) = (config.init(&d), config.init(&d), config.init(&d));
+    let (wa, wb, wc) = (weights(&a), weights(&b), weights(&c));
+    assert_ne!(wa, wb);
+    // weight 0 keeps the average, weight 1 takes the current weights, 1/2 the midpoint.
+    assert!(close(&weights(&blend(a.clone(), &b, 0.0)), &wa, 0.0));
+    assert!(close(&weights(&blend(a.clone(), &b, 1.0)), &wb, 1e-6));
+    let mid = weights(&blend(a.clone(), &b, 0.5));
+    // The running mean with weights 1/2 then 1/3 is the plain mean of three snapshots.
+    let mean3 = weights(&blend(blend(a.clone(), &b, 0.5), &c, 1.0 / 3.0));
+    let mut checked = 0;
+    for i in 0..wa.len() {
+        if wa[i] == wb[i] {
+            continue;
+        }
+        assert!((mid[i] - (wa[i] + wb[i]) / 2.0).abs() < 1e-6, "{i}: {} vs {} {}", mid[i], wa[i], wb[i]);
+        assert!((mean3[i] - (wa[i] + wb[i] + wc[i]) / 3.0).abs() < 1e-6);
+        checked += 1;
+    }
+    assert!(checked > 300_000, "{checked} weights compared");
+}
+
+#[test]
+fn weight_averaging_publishes_the_mean_and_resumes() {
+    let _turn = one_at_a_time();
+    let splits = Splits { train: synthetic(96, 0), test: synthetic(40, 3) };
+    let options = TrainOptions { epochs: 3, batch_size: 32, learning_rate: 3e-3, seed: 4, augment: false, new_phase: false, average_from: Some(1) };
+    let d = Device::flex();
+    let dir = tmp("average");
+    let ckpt = dir.join("run.ckpt");
+    let (after1, after2) = (dir.join("after-1.ckpt"), dir.join("after-2.ckpt"));
+    let mut lines = Vec::new();
+    let mut snapshots = Vec::new();
+    let full = train(DatasetKind::Mnist, &splits, &options, &ckpt, &d, &mut |l: &str| {
+        for (e, p) in [(1, &after1), (2, &after2)] {
+            if l.starts_with(&format!("epoch {e}/3")) {
+                std::fs::copy(&ckpt, p).unwrap();
+            }
+        }
+        lines.push(l.to_string());
+    })
+    .unwrap();
+    assert_eq!(full.meta.averaged_epochs(), Some((2, 3)));
+    assert_eq!(full.meta.average_accuracy_per_epoch.len(), 2);
+    assert!(!lines.iter().find(|l| l.starts_with("epoch 1/3")).unwrap().contains("mean"), "{lines:?}");
+    assert!(lines.iter().find(|l| l.starts_with("epoch 3/3")).unwrap().contains("mean of the weights after epochs 2-3"), "{lines:?}");
+    // The outcome is the mean of the weights after epochs 2 and 3, taken from the checkpoints.
+    let config = DatasetKind::Mnist.architecture();
+    for p in [&after2, &ckpt] {
+        snapshots.push(advlab::train::load_checkpoint(p, &config, &d, &d).unwrap().model);
+    }
+    let mean = weights(&blend(snapshots[0].clone(), &snapshots[1], 0.5));
+    let got = weights(&full.model);
+    assert!(close(&mean, &got, 1e-6));
+    // Resumed after epoch 2 (the checkpoint carries the running mean): the same mean.
+    let resumed = train(DatasetKind::Mnist, &splits, &TrainOptions { average_from: None, ..options.clone() }, &after2, &d, &mut |_: &str| {}).unwrap();
+    assert!(close(&weights(&resumed.model), &got, 1e-5));
+    // The manifest's accuracy is the mean's, and the change list says what was published.
+    let m = publish(&dir, DatasetKind::Mnist, &full, splits.test.len()).unwrap();
+    assert_eq!(m.test_accuracy, full.meta.average_accuracy_per_epoch[1]);
+    assert!(m.training.changes.last().unwrap().starts_with("published: the mean of the weights after epochs 2-3"), "{:?}", m.training.changes);
+    // Turned on at resume, but not for epochs already done; not twice with another start.
+    let plain = TrainOptions { average_from: None, ..options.clone() };
+    let plain_ckpt = dir.join("plain.ckpt");
+    train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 2, ..plain.clone() }, &plain_ckpt, &d, &mut |_: &str| {}).unwrap();
+    let early = train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 3, average_from: Some(1), ..plain.clone() }, &plain_ckpt, &d, &mut |_: &str| {});
+    assert!(early.err().unwrap().contains("weights after them are gone"));
+    let late = train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 4, average_from: Some(2), ..plain.clone() }, &plain_ckpt, &d, &mut |_: &str| {}).unwrap();
+    assert_eq!(late.meta.averaged_epochs(), Some((3, 4)));
+    assert!(late.meta.changes.contains(&"after epoch 2: weight averaging on: the published weights will be the mean of the weights after epochs 3-4".to_string()), "{:?}", late.meta.changes);
+    let twice = train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 4, average_from: Some(3), ..plain }, &plain_ckpt, &d, &mut |_: &str| {});
+    assert!(twice.err().unwrap().contains("already runs from epoch 2"));
 }
 
 #[test]

@@ -68,6 +68,7 @@ pub fn train(
     seed: Option<u64>,
     augment: Option<bool>,
     new_phase: bool,
+    average_from: Option<usize>,
     models: &Path,
     checkpoint: Option<PathBuf>,
     limit: Option<usize>,
@@ -80,6 +81,7 @@ pub fn train(
     options.seed = seed.unwrap_or(options.seed);
     options.augment = augment.unwrap_or(options.augment);
     options.new_phase = new_phase;
+    options.average_from = average_from;
     let dir = data_dir(kind, data.clone());
     eprintln!("reading {} from {}", kind.name(), dir.display());
     let mut splits = load_splits(kind, &dir).map_err(|e| e.to_string())?;

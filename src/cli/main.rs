@@ -37,6 +37,10 @@ enum Command {
         /// 0 at --epochs; resume that phase later without this flag
         #[arg(long)]
         new_phase: bool,
+        /// Weight averaging: publish the mean of the weights after each epoch past this one
+        /// (given once, at the start or on resume; the checkpoint keeps it)
+        #[arg(long)]
+        average_from: Option<usize>,
         /// Where weights and manifest go
         #[arg(long, default_value = "models")]
         models: PathBuf,
@@ -114,8 +118,8 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, models, checkpoint, limit } => {
-            commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, &models, checkpoint, limit)
+        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, models, checkpoint, limit } => {
+            commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, &models, checkpoint, limit)
         }
         Command::Samples { dataset, data, count, models } => commands::samples(&dataset, data, count, &models),
         Command::Predict { dataset, sample, image, json, models } => commands::predict(&dataset, sample, image, json, &models),
