@@ -33,7 +33,8 @@ pub struct TrainOptions {
     /// Weight averaging (Izmailov et al. 2018, "Averaging weights leads to wider optima and better
     /// generalization"): from the end of this epoch on, keep the mean of the weights after each
     /// later epoch and publish that mean. May be given when a run starts or on resume (not for
-    /// epochs already done: their weights are gone); once on, the checkpoint keeps it.
+    /// epochs already done: their weights are gone); once on, the checkpoint keeps it. A later
+    /// start given on resume restarts the mean there.
     #[serde(skip)]
     pub average_from: Option<usize>,
 }
@@ -296,7 +297,7 @@ pub fn train(
     let config = dataset.architecture();
     let train_device = device.clone().autodiff();
     let (mut meta, mut model, mut optim, mut average) = if checkpoint.exists() {
-        let Checkpoint { mut meta, model, optim, average } = load_checkpoint(checkpoint, &config, &train_device, device)?;
+        let Checkpoint { mut meta, model, optim, mut average } = load_checkpoint(checkpoint, &config, &train_device, device)?;
         // The schedule's length may change on resume (the cosine then continues over the new
         // total from where it is), augmentation may be switched, and a new cosine phase may
         // begin (with its own peak learning rate); all are logged and kept in the manifest.
@@ -318,10 +319,10 @@ pub fn train(
                 changes.push(format!("new cosine phase: learning rate {} decaying to 0 by epoch {}", options.learning_rate, options.epochs));
             }
             match (options.average_from, meta.average_from) {
-                (Some(from), None) if from < done => {
+                (Some(from), on) if on != Some(from) && from < done => {
                     return Err(format!("--average-from {from}: {done} epochs are done and the weights after them are gone; pick {done} or later"));
                 }
-                (Some(from), None) if from >= options.epochs => {
+                (Some(from), on) if on != Some(from) && from >= options.epochs => {
                     return Err(format!("--average-from {from}: the run ends after epoch {}", options.epochs));
                 }
                 (Some(from), None) => {
@@ -329,7 +330,16 @@ pub fn train(
                     changes.push(format!("weight averaging on: the published weights will be the mean of the weights after epochs {}-{}", from + 1, options.epochs));
                 }
                 (Some(from), Some(on)) if from != on => {
-                    return Err(format!("{}: weight averaging already runs from epoch {on}", checkpoint.display()));
+                    // A later start drops the snapshots taken so far (early ones, from a higher
+                    // learning rate, can pull the mean below the latest weights).
+                    let dropped = match (meta.averaged_epochs(), meta.average_accuracy_per_epoch.last()) {
+                        (Some((first, last)), Some(acc)) => format!(" (the mean of epochs {first}-{last}, test accuracy {acc:.4}, is dropped)"),
+                        _ => String::new(),
+                    };
+                    meta.average_from = Some(from);
+                    meta.average_accuracy_per_epoch.clear();
+                    average = None;
+                    changes.push(format!("weight averaging restarted: the published weights will be the mean of the weights after epochs {}-{}{dropped}", from + 1, options.epochs));
                 }
                 _ => {}
             }

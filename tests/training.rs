@@ -210,8 +210,18 @@ fn weight_averaging_publishes_the_mean_and_resumes() {
     let late = train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 4, average_from: Some(2), ..plain.clone() }, &plain_ckpt, &d, &mut |_: &str| {}).unwrap();
     assert_eq!(late.meta.averaged_epochs(), Some((3, 4)));
     assert!(late.meta.changes.contains(&"after epoch 2: weight averaging on: the published weights will be the mean of the weights after epochs 3-4".to_string()), "{:?}", late.meta.changes);
-    let twice = train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 4, average_from: Some(3), ..plain }, &plain_ckpt, &d, &mut |_: &str| {});
-    assert!(twice.err().unwrap().contains("already runs from epoch 2"));
+    // A later start on resume restarts the mean there: the outcome is then the last epoch's weights.
+    let restart_ckpt = dir.join("restart.ckpt");
+    train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 2, average_from: Some(0), ..plain.clone() }, &restart_ckpt, &d, &mut |_: &str| {}).unwrap();
+    let earlier = train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 3, average_from: Some(1), ..plain.clone() }, &restart_ckpt, &d, &mut |_: &str| {});
+    assert!(earlier.err().unwrap().contains("weights after them are gone"));
+    let restarted = train(DatasetKind::Mnist, &splits, &TrainOptions { epochs: 3, average_from: Some(2), ..plain }, &restart_ckpt, &d, &mut |_: &str| {}).unwrap();
+    assert_eq!(restarted.meta.averaged_epochs(), Some((3, 3)));
+    assert_eq!(restarted.meta.average_accuracy_per_epoch.len(), 1);
+    let last = restarted.meta.changes.last().unwrap();
+    assert!(last.starts_with("after epoch 2: weight averaging restarted: the published weights will be the mean of the weights after epochs 3-3 (the mean of epochs 1-2, test accuracy"), "{last}");
+    let own = restarted.meta.accuracy_per_epoch[2];
+    assert_eq!(restarted.test_accuracy(), own);
 }
 
 #[test]
