@@ -284,6 +284,25 @@ impl TrainOutcome {
     }
 }
 
+/// Whether weight averaging may start after epoch `from` of a run of `epochs` with `done` epochs done.
+fn check_average_from(from: usize, done: usize, epochs: usize) -> Result<(), String> {
+    if from < done {
+        return Err(format!("--average-from {from}: {done} epochs are done and the weights after them are gone; pick {done} or later"));
+    }
+    if from >= epochs {
+        return Err(format!("--average-from {from}: the run ends after epoch {epochs}"));
+    }
+    Ok(())
+}
+
+fn averaged_span(from: usize, epochs: usize) -> String {
+    format!("the published weights will be the mean of the weights after epochs {}-{epochs}", from + 1)
+}
+
+fn averaging_on(from: usize, epochs: usize) -> String {
+    format!("weight averaging on: {}", averaged_span(from, epochs))
+}
+
 /// Trains (or resumes) and returns the model in inference mode with its history.
 /// `log` gets one line per epoch (the training log committed beside the checkpoint).
 pub fn train(
@@ -318,16 +337,13 @@ pub fn train(
                 meta.phase_start = done;
                 changes.push(format!("new cosine phase: learning rate {} decaying to 0 by epoch {}", options.learning_rate, options.epochs));
             }
+            if let Some(from) = options.average_from.filter(|&f| meta.average_from != Some(f)) {
+                check_average_from(from, done, options.epochs)?;
+            }
             match (options.average_from, meta.average_from) {
-                (Some(from), on) if on != Some(from) && from < done => {
-                    return Err(format!("--average-from {from}: {done} epochs are done and the weights after them are gone; pick {done} or later"));
-                }
-                (Some(from), on) if on != Some(from) && from >= options.epochs => {
-                    return Err(format!("--average-from {from}: the run ends after epoch {}", options.epochs));
-                }
                 (Some(from), None) => {
                     meta.average_from = Some(from);
-                    changes.push(format!("weight averaging on: the published weights will be the mean of the weights after epochs {}-{}", from + 1, options.epochs));
+                    changes.push(averaging_on(from, options.epochs));
                 }
                 (Some(from), Some(on)) if from != on => {
                     // A later start drops the snapshots taken so far (early ones, from a higher
@@ -339,7 +355,7 @@ pub fn train(
                     meta.average_from = Some(from);
                     meta.average_accuracy_per_epoch.clear();
                     average = None;
-                    changes.push(format!("weight averaging restarted: the published weights will be the mean of the weights after epochs {}-{}{dropped}", from + 1, options.epochs));
+                    changes.push(format!("weight averaging restarted: {}{dropped}", averaged_span(from, options.epochs)));
                 }
                 _ => {}
             }
@@ -360,8 +376,8 @@ pub fn train(
         (meta, model.train(), optim, average)
     } else {
         train_device.seed(options.seed);
-        if let Some(from) = options.average_from.filter(|&f| f >= options.epochs) {
-            return Err(format!("--average-from {from}: the run has only {} epochs", options.epochs));
+        if let Some(from) = options.average_from {
+            check_average_from(from, 0, options.epochs)?;
         }
         let mut meta = CheckpointMeta {
             dataset,
@@ -376,7 +392,7 @@ pub fn train(
             average_accuracy_per_epoch: Vec::new(),
         };
         if let Some(from) = options.average_from {
-            meta.changes.push(format!("from the start: weight averaging on: the published weights will be the mean of the weights after epochs {}-{}", from + 1, options.epochs));
+            meta.changes.push(format!("from the start: {}", averaging_on(from, options.epochs)));
         }
         (meta, config.init(&train_device), AdamConfig::new().init(), None)
     };
@@ -410,7 +426,8 @@ pub fn train(
         }
         eprintln!();
         let seconds = start.elapsed().as_secs_f64();
-        let accuracy = pollster::block_on(inference::accuracy(&model.valid(), &splits.test, 500, device))?;
+        let valid = model.valid();
+        let accuracy = pollster::block_on(inference::accuracy(&valid, &splits.test, 500, device))?;
         meta.epochs_done += 1;
         meta.seconds += seconds;
         meta.images_seen += train.len();
@@ -418,11 +435,15 @@ pub fn train(
         let mut averaged = String::new();
         if let Some((first, last)) = meta.averaged_epochs() {
             let n = last - first + 1;
-            let mean = match average.take() {
-                Some(mean) => blend(mean, &model.valid(), 1.0 / n as f64),
-                None => model.valid(),
+            // The first snapshot is the epoch's weights themselves: their accuracy is measured.
+            let (mean, mean_accuracy) = match average.take() {
+                Some(mean) => {
+                    let mean = blend(mean, &valid, 1.0 / n as f64);
+                    let mean_accuracy = pollster::block_on(inference::accuracy(&mean, &splits.test, 500, device))?;
+                    (mean, mean_accuracy)
+                }
+                None => (valid, accuracy),
             };
-            let mean_accuracy = pollster::block_on(inference::accuracy(&mean, &splits.test, 500, device))?;
             meta.average_accuracy_per_epoch.push(mean_accuracy);
             averaged = format!("; mean of the weights after epochs {first}-{last}: {mean_accuracy:.4}");
             average = Some(mean);

@@ -186,7 +186,7 @@ fn train_with_weight_averaging_publishes_the_mean() {
     };
     // Averaging asked for beyond the run's end, then for epochs already done: clear refusals.
     let (ok, _, err) = run_owned(&args("2", "2"));
-    assert!(!ok && err.contains("the run has only 2 epochs") && !err.contains("panicked"), "{err}");
+    assert!(!ok && err.contains("--average-from 2: the run ends after epoch 2") && !err.contains("panicked"), "{err}");
     let (ok, _, err) = run_owned(&args("1", ""));
     assert!(ok, "{err}");
     let (ok, _, err) = run_owned(&args("3", "0"));
