@@ -1,8 +1,14 @@
 // advlab compute worker: owns the wasm module and the Lab (model weights, device).
 //
 // Protocol (page -> worker): {id, type, ...}
-//   init     {preferWebGpu}                      -> {backend, note}
-//   load     {dataset}                           -> {dataset, classes, input, manifest, defenses}
+//   init     {preference: auto|webgpu|cpu|measure} -> {backend, note, reason, adapter, software, hasGpuApi, probe}
+//            (backend-choice.js: a software WebGPU adapter is passed over for the CPU fallback;
+//             probe: true asks the page to send "probe" once a model is loaded)
+//   probe    {dataset}                           -> {backend, reason, timings: {webgpuMs, cpuMs}}
+//            times a few predictions on both backends and keeps the faster (the models loaded so
+//            far are loaded into the new one from the bytes kept here)
+//   load     {dataset}                           -> {dataset, classes, input, manifest, defenses, defaults, systems}
+//            defaults: Lab.attack_defaults(dataset); systems: Lab.systems(dataset) (null when the engine has none)
 //                                                   progress: {phase, loaded, total}
 //            defenses: {available: true, threshold, detector, bit_depth, median}
 //                    | {available: false, reason}    (models/<dataset>-squeeze.json; its absence is no error)
@@ -10,7 +16,10 @@
 //   prepare  {dataset, rgba: Uint8Array, width, height} -> {pixels: Float32Array}
 //   attack   {dataset, pixels, params}           -> {result}
 //                                                   progress: {step, total_steps, loss, l2, best_l2, predicted, image}
-//            params.defense: none | bit-depth | median | detector; params.adaptive: bool
+//            params.defense: none | bit-depth | median | detector | parts joined by '+'; params.adaptive: bool
+//            result: every field the engine returns, copied whole (result.bare: the bare model's
+//            example of a non-adaptive run against a defense; flagged, detectors)
+//   judge    {dataset, pixels, defense}          -> {verdict: {predicted, probs, flagged, detectors}}
 //   attack_many {dataset, pixels (N images), labels, targets|null, params} -> {result}
 //                                                   progress: {step, total_steps, loss, l2, best_l2, successes}
 //   squeeze  {dataset, pixels}                   -> {report: {threshold, score, flagged, predicted, probs,
@@ -24,8 +33,14 @@
 // All wasm calls run one at a time (a queue), except "squeeze" during an attack (above);
 // "cancel" is handled at once.
 
+import { initialChoice, probeChoice, readableNote, isSoftwareAdapter } from './backend-choice.js';
+import { field, pick, list, f32, plain, errorMessage, isFatal, fetchOk, readWithProgress, plainReport } from './worker-data.js';
+
 let wasm = null; // the imported module
 let lab = null; // the Lab
+let backendInfo = null; // what init chose, and why
+// The files each loaded model came from: a second Lab (the probe's) loads the same ones.
+const loadedFiles = new Map(); // dataset -> {manifestText, weights, defensesText}
 let dead = null; // set to a message once the wasm instance is unusable (panic / abort)
 const cancelled = new Set();
 let attacksRunning = 0; // attacks in progress (they hold the Lab only as a shared borrow)
@@ -38,104 +53,17 @@ function enqueue(job) {
   return run;
 }
 
-/** Reads a field of a value from wasm: a plain object, a Map (serde-wasm-bindgen) or a class with getters. */
-function field(o, k) {
-  if (o == null) return undefined;
-  if (o instanceof Map && o.has(k)) return o.get(k);
-  return o[k]; // also properties set on a Map, and getters of wasm-bindgen classes
-}
-
-/** Copies the named fields out of a wasm value into a plain object. */
-function pick(o, keys) {
-  const out = {};
-  for (const k of keys) {
-    const v = field(o, k);
-    out[k] = typeof v === 'bigint' ? Number(v) : v;
-  }
-  return out;
-}
-
-function list(v) {
-  return v == null ? v : Array.from(v);
-}
-
-/** A fresh Float32Array copy (never a view on wasm memory, which must not be transferred). */
-function f32(v) {
-  if (v == null) return null;
-  return Float32Array.from(v);
-}
-
-function errorMessage(e) {
-  if (e == null) return 'unknown error';
-  if (typeof e === 'string') return e;
-  if (e instanceof Error) return e.message || String(e);
-  if (typeof e === 'object' && 'message' in e) return String(e.message);
-  try {
-    return JSON.stringify(e);
-  } catch {
-    return String(e);
-  }
-}
-
-function isFatal(e) {
-  // A Rust panic (panic = "abort") or a trap leaves the instance unusable.
-  return e instanceof WebAssembly.RuntimeError || /unreachable|RuntimeError|memory access out of bounds/i.test(errorMessage(e));
-}
-
 function requireLab() {
   if (dead) throw new Error(dead);
   if (!lab) throw new Error('the compute engine is not initialised');
   return lab;
 }
 
-async function fetchOk(url, what) {
-  let resp;
-  try {
-    resp = await fetch(url);
-  } catch (e) {
-    throw new Error(`could not download ${what} (${url}): ${errorMessage(e)}`);
-  }
-  if (!resp.ok) {
-    const err = new Error(`could not download ${what} (${url}): HTTP ${resp.status} ${resp.statusText}`.trim());
-    err.status = resp.status;
-    throw err;
-  }
-  return resp;
-}
-
-async function readWithProgress(resp, onProgress) {
-  const total = Number(resp.headers.get('Content-Length')) || 0;
-  if (!resp.body || !resp.body.getReader) return new Uint8Array(await resp.arrayBuffer());
-  const reader = resp.body.getReader();
-  const chunks = [];
-  let loaded = 0;
-  let last = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    const now = Date.now();
-    if (now - last > 100) {
-      last = now;
-      onProgress(loaded, total);
-    }
-  }
-  onProgress(loaded, total);
-  const out = new Uint8Array(loaded);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
-
 /**
  * The feature-squeezing configuration of a data set (models/<dataset>-squeeze.json), handed to the
  * Lab after its model. A missing or unusable file leaves the defenses off; it never fails the load.
  */
-async function loadDefenses(l, dataset, post) {
+async function loadDefenses(l, dataset, post, files) {
   if (typeof l.load_defenses !== 'function') {
     return { available: false, reason: 'this build of the compute engine has no defenses' };
   }
@@ -154,6 +82,7 @@ async function loadDefenses(l, dataset, post) {
   }
   try {
     const info = pick(l.load_defenses(text), ['threshold', 'detector', 'bit_depth', 'median']);
+    files.defensesText = text;
     return { available: true, ...info, threshold: Number(info.threshold), detector: list(info.detector) ?? [] };
   } catch (e) {
     if (isFatal(e)) throw e;
@@ -161,38 +90,144 @@ async function loadDefenses(l, dataset, post) {
   }
 }
 
-/** A squeeze report with plain fields and fresh (transferable) arrays. */
-function plainReport(raw) {
-  const r = pick(raw, ['threshold', 'score', 'flagged', 'predicted', 'probs']);
-  r.probs = f32(r.probs);
-  r.flagged = !!r.flagged;
-  r.views = Array.from(field(raw, 'views') ?? [], (v) => {
-    const o = pick(v, ['name', 'image', 'probs', 'predicted', 'l1', 'in_detector', 'preprocessing']);
-    o.image = f32(o.image);
-    o.probs = f32(o.probs);
-    o.in_detector = !!o.in_detector;
-    o.preprocessing = o.preprocessing ?? null;
-    return o;
-  });
-  const transfer = [r.probs, ...r.views.flatMap((v) => [v.image, v.probs])].filter(Boolean).map((a) => a.buffer);
-  return { report: r, transfer };
+/** The WebGPU adapter this worker would get, described (null: no WebGPU or no adapter). */
+async function describeAdapter() {
+  if (!self.navigator?.gpu) return null;
+  let adapter;
+  try {
+    adapter = await self.navigator.gpu.requestAdapter();
+  } catch {
+    return null;
+  }
+  if (!adapter) return null;
+  let info = adapter.info;
+  if (!info && typeof adapter.requestAdapterInfo === 'function') info = await adapter.requestAdapterInfo().catch(() => null);
+  const out = {
+    vendor: info?.vendor ?? '',
+    architecture: info?.architecture ?? '',
+    device: info?.device ?? '',
+    description: info?.description ?? '',
+    isFallbackAdapter: !!(info?.isFallbackAdapter ?? adapter.isFallbackAdapter),
+  };
+  out.software = isSoftwareAdapter(out);
+  return out;
+}
+
+/** Loads a data set's model (and defenses, when given) into a Lab; returns load_model's answer. */
+function loadInto(l, files) {
+  const info = l.load_model(files.manifestText, files.weights);
+  if (files.defensesText != null && typeof l.load_defenses === 'function') {
+    try {
+      l.load_defenses(files.defensesText);
+    } catch (e) {
+      if (isFatal(e)) throw e; // refused configurations were reported at load time
+    }
+  }
+  return info;
+}
+
+/** Median time (ms) of a few predictions of a blank image, after one to warm up. */
+async function timePredict(l, dataset, n, rounds = 3) {
+  const x = new Float32Array(n).fill(0.5);
+  await l.predict(dataset, x);
+  const times = [];
+  for (let i = 0; i < rounds; i++) {
+    const t0 = performance.now();
+    await l.predict(dataset, x);
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/**
+ * A verdict for engines without Lab.judge (builds before the composed defenses), from the squeeze
+ * report, whose verdict (flagged) and per-view predictions the library computed.
+ */
+async function judgeFromReport(l, dataset, pixels, defense) {
+  if (!defense || defense === 'none') {
+    const probs = f32(await l.predict(dataset, pixels));
+    let predicted = 0;
+    for (let i = 1; i < probs.length; i++) if (probs[i] > probs[predicted]) predicted = i;
+    return { predicted, probs, flagged: false, detectors: [] };
+  }
+  if (defense.includes('+')) throw new Error('this build of the compute engine cannot judge composed systems');
+  const { report } = plainReport(await l.squeeze_report(dataset, pixels));
+  if (defense === 'detector') {
+    return {
+      predicted: report.predicted,
+      probs: report.probs,
+      flagged: report.flagged,
+      detectors: [{ name: 'squeezing detector', score: report.score, threshold: report.threshold, flagged: report.flagged }],
+    };
+  }
+  const view = report.views.find((v) => v.preprocessing === defense);
+  if (!view) throw new Error(`unknown defense '${defense}'`);
+  return { predicted: view.predicted, probs: view.probs, flagged: false, detectors: [] };
 }
 
 const handlers = {
   async init(msg) {
-    if (lab) return { backend: lab.backend(), note: lab.backend_note() };
+    if (lab) return backendInfo;
     try {
       wasm = await import('../pkg/advlab.js');
       await wasm.default();
     } catch (e) {
       throw new Error(`could not start the WebAssembly module (pkg/advlab.js, pkg/advlab_bg.wasm): ${errorMessage(e)}`);
     }
+    const preference = msg.preference ?? (msg.preferWebGpu === false ? 'cpu' : 'auto');
+    const hasGpuApi = !!self.navigator?.gpu;
+    const adapter = preference === 'cpu' ? null : await describeAdapter();
+    const choice = initialChoice({ preference, hasGpuApi, adapter });
     try {
-      lab = await wasm.Lab.create(!!msg.preferWebGpu);
+      lab = await wasm.Lab.create(choice.want === 'webgpu');
     } catch (e) {
       throw new Error(`could not create the compute backend: ${errorMessage(e)}`);
     }
-    return { backend: lab.backend(), note: lab.backend_note() };
+    const backend = lab.backend();
+    const note = readableNote(lab.backend_note());
+    const reason =
+      choice.want === 'webgpu' && backend !== 'webgpu'
+        ? `WebGPU could not start here${note ? ` (${note})` : ''}; the page computes on the CPU inside WebAssembly.`
+        : choice.reason;
+    backendInfo = {
+      backend,
+      note,
+      reason,
+      adapter,
+      hasGpuApi,
+      preference,
+      software: backend === 'webgpu' && !!adapter?.software,
+      probe: choice.probe && backend === 'webgpu',
+    };
+    return backendInfo;
+  },
+
+  async probe(msg) {
+    const l = requireLab();
+    if (l.backend() !== 'webgpu') return { backend: l.backend(), reason: backendInfo.reason, probe: false };
+    const files = loadedFiles.get(msg.dataset);
+    if (!files) throw new Error(`load the ${msg.dataset} model before the probe`);
+    const other = await wasm.Lab.create(false);
+    try {
+      const info = loadInto(other, files);
+      const n = list(field(info, 'input')).map(Number).reduce((a, b) => a * b, 1);
+      const webgpuMs = await timePredict(l, msg.dataset, n);
+      const cpuMs = await timePredict(other, msg.dataset, n);
+      const choice = probeChoice({ webgpuMs, cpuMs });
+      if (choice.backend === 'cpu') {
+        for (const [ds, f] of loadedFiles) if (ds !== msg.dataset) loadInto(other, f);
+        lab = other;
+        l.free?.();
+      } else {
+        other.free?.();
+      }
+      backendInfo = { ...backendInfo, backend: lab.backend(), reason: choice.reason, software: false, probe: false, timings: { webgpuMs, cpuMs } };
+      return backendInfo;
+    } catch (e) {
+      if (lab !== other) other.free?.();
+      throw e;
+    }
   },
 
   async load(msg, post) {
@@ -226,14 +261,19 @@ const handlers = {
       if (isFatal(e)) throw e;
       throw new Error(`the ${msg.dataset} weights could not be loaded: ${errorMessage(e)}`);
     }
+    const files = { manifestText, weights, defensesText: null };
+    loadedFiles.set(msg.dataset, files);
     const { weights: _w, ...meta } = manifest;
-    const defenses = await loadDefenses(l, msg.dataset, post);
+    const defenses = await loadDefenses(l, msg.dataset, post, files);
+    const dataset = info.dataset ?? msg.dataset;
     return {
-      dataset: info.dataset ?? msg.dataset,
+      dataset,
       classes: list(info.classes ?? manifest.classes),
       input: list(info.input ?? manifest.input).map(Number),
       manifest: meta,
       defenses,
+      defaults: typeof l.attack_defaults === 'function' ? plain(l.attack_defaults(dataset)) : null,
+      systems: typeof l.systems === 'function' ? plain(l.systems(dataset)) : null,
     };
   },
 
@@ -249,40 +289,30 @@ const handlers = {
     return { pixels, transfer: [pixels.buffer] };
   },
 
+  async judge(msg) {
+    const l = requireLab();
+    const transfer = [];
+    const verdict = typeof l.judge === 'function'
+      ? plain(await l.judge(msg.dataset, msg.pixels, msg.defense || 'none'), transfer)
+      : await judgeFromReport(l, msg.dataset, msg.pixels, msg.defense);
+    if (verdict) verdict.flagged = !!verdict.flagged;
+    return { verdict, transfer: transfer.length ? transfer : [verdict?.probs?.buffer].filter(Boolean) };
+  },
+
   async attack(msg, post) {
     const l = requireLab();
     const id = msg.id;
     const onProgress = async (raw) => {
-      const p = pick(raw, ['step', 'total_steps', 'loss', 'l2', 'best_l2', 'predicted', 'image']);
-      const image = f32(p.image);
-      post(
-        {
-          type: 'progress',
-          step: p.step,
-          total_steps: p.total_steps,
-          loss: p.loss,
-          l2: p.l2,
-          best_l2: p.best_l2,
-          predicted: p.predicted,
-          image,
-        },
-        image ? [image.buffer] : [],
-      );
+      const transfer = [];
+      const p = plain(pick(raw, ['step', 'total_steps', 'loss', 'l2', 'best_l2', 'predicted', 'image']), transfer);
+      post({ type: 'progress', ...p }, transfer);
       await new Promise((r) => setTimeout(r, 0)); // let a "cancel" message in
       return !cancelled.has(id);
     };
     attacksRunning++;
     try {
-      const raw = await l.attack(msg.dataset, msg.pixels, msg.params, onProgress);
-      const r = pick(raw, ['success', 'cancelled', 'image', 'l2', 'linf', 'probs', 'predicted', 'original_predicted']);
-      const rr = field(raw, 'rounded');
-      const image = f32(r.image);
-      const probs = f32(r.probs);
-      const rounded = rr == null ? null : pick(rr, ['predicted', 'probs', 'still_adversarial']);
-      if (rounded) rounded.probs = f32(rounded.probs);
-      const extra = pick(raw, ['defense', 'adaptive', 'attack']);
-      const result = { ...extra, ...r, image, probs, rounded };
-      const transfer = [image, probs, rounded?.probs].filter(Boolean).map((a) => a.buffer);
+      const transfer = [];
+      const result = plain(await l.attack(msg.dataset, msg.pixels, msg.params, onProgress), transfer);
       return { result, transfer };
     } finally {
       attacksRunning--;
