@@ -15,7 +15,7 @@ SOURCES = Cargo.toml Cargo.lock $(shell find src -name '*.rs' -not -path 'src/cl
 # The gzipped .wasm must stay at or under this (issue 2).
 WASM_GZ_LIMIT := 3145728
 
-.PHONY: serve test setup setup-native setup-wasm setup-browser setup-serve pkg size native-test browser-test lab results squeeze-results
+.PHONY: serve test setup setup-native setup-wasm setup-browser setup-serve pkg size native-test browser-test lab results squeeze-results bench
 
 serve: setup-serve pkg
 	node web/serve.mjs --port $(PORT)
@@ -134,3 +134,20 @@ squeeze-results: lab
 	$$lab --attack cw $(ADAPTIVE_$(DATASET)) --defense bit-depth,median,detector --adaptive 2>/dev/null
 	target/release/lab report $$out > results/squeeze-$(DATASET).md
 	cat results/squeeze-$(DATASET).md
+
+# The benchmark of issue 12 (tests/bench/): the C&W attack step of the lab (pkg/ as it is, on WebGPU and
+# on the CPU fallback) against TensorFlow.js 4.22 (webgpu, webgl, wasm, cpu) in headless Chromium, and
+# natively against PyTorch on the CPU (PyPI's torch, installed into tests/bench/.venv: a few GB, as
+# PyPI's Linux wheel brings its CUDA libraries) and `lab bench --attack-step` where the built `lab` has
+# it; writes BENCHMARKS.md. About 15 minutes on 2 cores; knobs (BENCH_ROUNDS, ...) in tests/bench/run.mjs.
+BENCH_VENV := tests/bench/.venv
+bench: setup-browser
+	[ -d node_modules/@tensorflow/tfjs ] || npm ci --no-audit --no-fund
+	[ -x $(BENCH_VENV)/bin/python ] || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -c 'import torch, numpy' 2>/dev/null || $(BENCH_VENV)/bin/pip install -q torch numpy
+	$(BENCH_VENV)/bin/python tests/bench/torch_step.py > tests/bench/torch.json
+	native=
+	if [ -x target/release/lab ] && target/release/lab bench --help 2>&1 | grep -q -- '--attack-step'; then
+	  target/release/lab bench --attack-step --json > tests/bench/native.json && native=tests/bench/native.json
+	fi
+	BENCH_TORCH_JSON=tests/bench/torch.json BENCH_NATIVE_JSON="$$native" BENCH_COMMAND="make bench" node tests/bench/run.mjs

@@ -523,7 +523,9 @@ window.bench = {
         pairs.push({ lab: a, tfjs: b, images: n, maxAbsLogProbDiff: maxLogp, maxAbsProbDiff: maxProb, logProbsCompared: compared, sameClass });
       }
     }
-    return pairs;
+    // The lab's log-probabilities too, for the same check against the native PyTorch peer.
+    const labLogProbs = Object.fromEntries(Object.entries(logp).filter(([c]) => c.startsWith('lab-')));
+    return { pairs, labLogProbs };
   },
 
   /** One timed measurement of a contestant's attack step. */

@@ -23,7 +23,7 @@
 //   BENCH_COMMAND            the command line recorded in the report (make bench sets it)
 
 import { writeFile, readFile, access } from 'node:fs/promises';
-import { cpus, totalmem, release, platform } from 'node:os';
+import { cpus, totalmem, release, platform, loadavg } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,7 +124,7 @@ async function machineInfo() {
   } catch {
     commit = null;
   }
-  return { cpu: c[0]?.model, cores: c.length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), os: `${platform()} ${release()}`, node: process.version, chromium: chromiumVersion, pkgSourceHash: pkg, commit };
+  return { loadAverageAtStart: loadavg().map((v) => +v.toFixed(2)), cpu: c[0]?.model, cores: c.length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), os: `${platform()} ${release()}`, node: process.version, chromium: chromiumVersion, pkgSourceHash: pkg, commit };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,11 +209,11 @@ function report(r) {
   L.push('');
   L.push('Log-softmax (the logits up to their per-image shift: the lab\'s API returns probabilities) of the first sample images, lab vs tfjs:');
   L.push('');
-  L.push('| data set | lab | tfjs | images | same class | max abs diff, log-prob | max abs diff, prob | within 1e-3 |');
+  L.push('| data set | lab | peer | images | same class | max abs diff, log-prob | max abs diff, prob | within 1e-3 |');
   L.push('|---|---|---|---|---|---|---|---|');
   for (const [ds, pairs] of Object.entries(r.parity)) {
     for (const p of pairs) {
-      L.push(`| ${ds} | ${p.lab} | ${p.tfjs} | ${p.images} | ${p.sameClass}/${p.images} | ${p.maxAbsLogProbDiff.toExponential(2)} | ${p.maxAbsProbDiff.toExponential(2)} | ${p.maxAbsLogProbDiff <= 1e-3 ? 'yes' : '**no**'} |`);
+      L.push(`| ${ds} | ${p.lab} | ${p.tfjs} | ${p.images} | ${p.sameClass == null ? '—' : `${p.sameClass}/${p.images}`} | ${p.maxAbsLogProbDiff.toExponential(2)} | ${Number.isFinite(p.maxAbsProbDiff) ? p.maxAbsProbDiff.toExponential(2) : '—'} | ${p.maxAbsLogProbDiff <= 1e-3 ? 'yes' : '**no**'} |`);
     }
   }
   L.push('');
@@ -261,7 +261,16 @@ function report(r) {
     L.push('');
     L.push('PyTorch peer: not run (tests/bench/torch_step.py; `make bench` runs it when PyTorch installs).');
   }
-  L.push(r.native ? `Native lab: \`${r.native.command}\`.` : 'Native lab: `lab bench --attack-step` does not exist yet in this build; only the PyTorch side ran natively.');
+  if (r.native && !Array.isArray(r.native.results)) {
+    // Its format is the native command's; shown as it came when it is not the one the table reads.
+    L.push('Native lab (`lab bench --attack-step --json`), as printed:');
+    L.push('');
+    L.push('```json');
+    L.push(JSON.stringify(r.native, null, 2));
+    L.push('```');
+  } else {
+    L.push(r.native ? `Native lab: \`${r.native.command ?? 'lab bench --attack-step --json'}\`.` : 'Native lab: `lab bench --attack-step` does not exist yet in this build (or no built `target/release/lab`); only the PyTorch side ran natively.');
+  }
   L.push('');
   L.push('## Warm single-image prediction (forward + softmax read-back per call)');
   L.push('');
@@ -333,6 +342,7 @@ function report(r) {
   L.push('## Machine, browser, adapter');
   L.push('');
   L.push(`- CPU: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB; ${r.machine.os}; Node ${r.machine.node}`);
+  L.push(`- Load average (1, 5, 15 min) at the start ${r.machine.loadAverageAtStart.join(', ')}, at the end ${r.machine.loadAverageAtEnd.join(', ')} (other work on the machine slows every contestant alike, but adds noise)`);
   L.push(`- Browser: ${r.machine.chromium} (headless; ${r.browser.userAgent})`);
   L.push(`- WebGPU adapter: ${JSON.stringify(r.browser.webgpuAdapter)}; WebGL renderer: ${r.browser.webglRenderer ?? '—'}`);
   L.push(`- tfjs ${r.browser.tfjsVersion}; wasm backend SIMD ${r.browser.tfjsWasm?.simd}, threads ${r.browser.tfjsWasm?.threads} (the page is not cross-origin isolated, so tfjs-wasm runs single-threaded, as the lab's wasm does)`);
@@ -372,6 +382,7 @@ async function main() {
     machine: await machineInfo(),
     browser: {},
     parity: {},
+    labLogProbs: {},
     steps: {},
     predict: {},
     firstPrediction: { runs: {}, median: {} },
@@ -395,7 +406,9 @@ async function main() {
     log('browser', JSON.stringify(results.browser));
 
     for (const ds of datasets) {
-      results.parity[ds] = await page.evaluate(([d, c]) => window.bench.parity(d, 8, c), [ds, CONFIG.contestants]);
+      const { pairs, labLogProbs } = await page.evaluate(([d, c]) => window.bench.parity(d, 8, c), [ds, CONFIG.contestants]);
+      results.parity[ds] = pairs;
+      results.labLogProbs[ds] = labLogProbs;
       for (const p of results.parity[ds]) log(`parity ${ds} ${p.lab} vs ${p.tfjs}: max |Δ log p| ${p.maxAbsLogProbDiff.toExponential(2)}, max |Δ p| ${p.maxAbsProbDiff.toExponential(2)}`);
     }
 
@@ -498,8 +511,25 @@ async function main() {
 
   results.torch = await readJson(env('BENCH_TORCH_JSON', ''));
   results.native = await readJson(env('BENCH_NATIVE_JSON', ''));
+  if (results.torch?.logprobs) {
+    // The same fairness check for the native peer: PyTorch's log-softmax against the lab's.
+    for (const [ds, t] of Object.entries(results.torch.logprobs)) {
+      for (const [c, l] of Object.entries(results.labLogProbs[ds] ?? {})) {
+        let max = 0;
+        let compared = 0;
+        for (let i = 0; i < Math.min(t.length, l.length); i++) {
+          if (l[i] == null || Number.isNaN(l[i]) || t[i] < -80) continue;
+          max = Math.max(max, Math.abs(l[i] - t[i]));
+          compared++;
+        }
+        (results.parity[ds] ??= []).push({ lab: c, tfjs: 'torch-cpu (native)', images: l.length / 10, maxAbsLogProbDiff: max, maxAbsProbDiff: NaN, logProbsCompared: compared, sameClass: null });
+      }
+    }
+  }
   const finishedAt = new Date();
   results.finishedAt = finishedAt.toISOString();
+  // Other work on the machine slows every contestant; the load average says how much there was.
+  results.machine.loadAverageAtEnd = loadavg().map((v) => +v.toFixed(2));
   results.seconds = (finishedAt - startedAt) / 1000;
   const json = JSON.stringify(results, null, 2);
   console.log(json);
