@@ -37,8 +37,8 @@ function jpeg(b) {
 }
 
 function webp(b) {
-  if (b.length < 30) return null;
   const chunk = ascii(b, 12, 4);
+  if (b.length < (chunk === 'VP8L' ? 25 : 30)) return null;
   if (chunk === 'VP8 ') return { format: 'WebP', width: u16le(b, 26) & 0x3fff, height: u16le(b, 28) & 0x3fff, bitDepth: 8 };
   if (chunk === 'VP8L') {
     const bits = b[21] | (b[22] << 8) | (b[23] << 16) | (b[24] << 24);

@@ -12,7 +12,7 @@ import { markSelected } from './samples.js';
 import { readImageSize } from './image-header.js';
 
 export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
-export const MAX_UPLOAD_PIXELS = 50_000_000; // decoding more takes seconds and gigabytes
+export const MAX_UPLOAD_PIXELS = 40_000_000; // the library's limit (preprocess::MAX_PIXELS); decoding more takes seconds and gigabytes
 const MAX_UPLOAD_SIDE = 4096; // larger images are scaled down while decoding
 const HEADER_BYTES = 256 * 1024; // a JPEG's metadata may come before its frame header
 // The darkest and brightest pixel must differ by at least this much (of 255) or the image

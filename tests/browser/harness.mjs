@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
+import zlib from 'node:zlib';
 import { startServer } from '../../web/serve.mjs';
 
 const execFileP = promisify(execFile);
@@ -443,14 +444,34 @@ export async function switchDataset(page, ds, timeout = 300_000) {
 /** Writes an RGB PNG (8 bits per channel) of w x h whose pixel (x, y) is rgb(x, y) = [r, g, b]. */
 export async function writePng(path, w, h, rgb) {
   const { writeFile } = await import('node:fs/promises');
-  const { deflateSync } = await import('node:zlib');
-  const raw = Buffer.alloc((w * 3 + 1) * h);
-  for (let y = 0; y < h; y++) {
-    raw[y * (w * 3 + 1)] = 0; // filter: none
-    for (let x = 0; x < w; x++) {
-      const [r, g, b] = rgb(x, y);
-      raw.set([r, g, b], y * (w * 3 + 1) + 1 + x * 3);
+  await writeFile(path, encodePng(w, h, { colorType: 2, bitDepth: 8, pixel: rgb }));
+}
+
+/**
+ * A PNG of w x h: colorType 0 (grey), 2 (RGB) or 6 (RGBA), bitDepth 8 or 16; pixel(x, y) gives
+ * the channel values (in 0..255 or 0..65535). `idat`: raw bytes to put in place of the image
+ * data (e.g. a header for a huge image without the pixels).
+ */
+export function encodePng(w, h, { colorType = 2, bitDepth = 8, pixel = null, idat = null } = {}) {
+  const { deflateSync } = zlib;
+  const channels = { 0: 1, 2: 3, 6: 4 }[colorType];
+  const bytes = bitDepth / 8;
+  let data = idat;
+  if (!data) {
+    const stride = w * channels * bytes + 1;
+    const raw = Buffer.alloc(stride * h);
+    for (let y = 0; y < h; y++) {
+      raw[y * stride] = 0; // filter: none
+      for (let x = 0; x < w; x++) {
+        const v = pixel(x, y);
+        for (let c = 0; c < channels; c++) {
+          const o = y * stride + 1 + (x * channels + c) * bytes;
+          if (bytes === 2) raw.writeUInt16BE(v[c], o);
+          else raw[o] = v[c];
+        }
+      }
     }
+    data = deflateSync(raw);
   }
   const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
@@ -462,25 +483,24 @@ export async function writePng(path, w, h, rgb) {
     for (const byte of buf) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
     return (c ^ 0xffffffff) >>> 0;
   };
-  const chunk = (type, data) => {
+  const chunk = (type, body) => {
     const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    len.writeUInt32BE(body.length);
+    const all = Buffer.concat([Buffer.from(type, 'latin1'), body]);
     const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
+    crc.writeUInt32BE(crc32(all));
+    return Buffer.concat([len, all, crc]);
   };
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(w, 0);
   ihdr.writeUInt32BE(h, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8 bits, truecolour, deflate, adaptive filtering, no interlace
-  const png = Buffer.concat([
+  ihdr.set([bitDepth, colorType, 0, 0, 0], 8); // deflate, adaptive filtering, no interlace
+  return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw)),
+    chunk('IDAT', data),
     chunk('IEND', Buffer.alloc(0)),
   ]);
-  await writeFile(path, png);
 }
 
 /**

@@ -64,7 +64,8 @@ async function nativeAttack(dir) {
 describe('attack engine: native CLI vs the page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
   let lab;
 
-  useLab({ webgpu: true }, 400_000, (l) => {
+  // ?backend=webgpu: SwiftShader is a software adapter, which the page otherwise passes over.
+  useLab({ webgpu: true, path: '?backend=webgpu' }, 400_000, (l) => {
     lab = l;
   });
 

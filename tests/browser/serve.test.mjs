@@ -1,18 +1,22 @@
-// web/serve.mjs: MIME types, 127.0.0.1 only, no escape from the root, and its command line.
+// web/serve.mjs: MIME types, 127.0.0.1 only, no escape from the root, gzip where the browser
+// accepts it (pre-compressed or compressed once and kept), the Content-Security-Policy on every
+// answer, and its command line.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, writeFile, mkdir, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
-import { startServer } from '../../web/serve.mjs';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { utimes } from 'node:fs/promises';
+import { startServer, CSP, acceptsGzip } from '../../web/serve.mjs';
 import { REPO } from './harness.mjs';
 
-function get(url, method = 'GET') {
+function get(url, method = 'GET', headers = {}) {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method }, (res) => {
+    const req = request(url, { method, headers }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -41,8 +45,16 @@ describe('web/serve.mjs', () => {
       'models/mnist-samples.bin': Buffer.alloc(16),
       'x.png': Buffer.alloc(4),
       'x.jpg': Buffer.alloc(4),
+      // Compressible (repetitive) stand-ins for the glue and the module.
+      'big.js': 'export const x = 1;\n'.repeat(20000),
+      'big.wasm': Buffer.concat([Buffer.from([0, 97, 115, 109, 1, 0, 0, 0]), Buffer.alloc(200_000, 7)]),
+      'pre.js': 'the file itself\n',
     };
     for (const [name, body] of Object.entries(files)) await writeFile(join(root, name), body);
+    // A pre-compressed copy, newer than its file, whose content differs so the test can tell.
+    await writeFile(join(root, 'pre.js.gz'), gzipSync('the pre-compressed copy\n'));
+    const later = new Date(Date.now() + 60_000);
+    await utimes(join(root, 'pre.js.gz'), later, later);
     srv = await startServer({ port: 0, root, quiet: true });
   });
 
@@ -89,6 +101,56 @@ describe('web/serve.mjs', () => {
     assert.equal((await get(srv.url + '..%2f..%2fetc%2fpasswd')).status, 403);
     const r = await get(srv.url + '../../etc/passwd');
     assert.notEqual(r.status, 200);
+  });
+
+  it('sends JavaScript and wasm gzipped where the browser accepts gzip, and keeps the compressed copy', async (t) => {
+    for (const name of ['big.js', 'big.wasm']) {
+      const plainR = await get(srv.url + name);
+      assert.equal(plainR.headers['content-encoding'], undefined, 'no gzip unasked');
+      const t0 = process.hrtime.bigint();
+      const gz = await get(srv.url + name, 'GET', { 'Accept-Encoding': 'gzip, deflate, br' });
+      const first = Number(process.hrtime.bigint() - t0) / 1e6;
+      assert.equal(gz.headers['content-encoding'], 'gzip');
+      assert.equal(gz.headers.vary, 'Accept-Encoding');
+      assert.equal(Number(gz.headers['content-length']), gz.body.length);
+      assert.ok(gz.body.length < plainR.body.length / 10, `${name}: ${gz.body.length} of ${plainR.body.length} bytes`);
+      assert.deepEqual(gunzipSync(gz.body), plainR.body, 'the same bytes once unzipped');
+      const again = await get(srv.url + name, 'GET', { 'Accept-Encoding': 'gzip' });
+      assert.deepEqual(again.body, gz.body, 'the kept copy');
+      t.diagnostic(`${name}: ${plainR.body.length} -> ${gz.body.length} bytes gzipped (first answer ${first.toFixed(1)} ms)`);
+    }
+    assert.equal((await get(srv.url + 'big.js', 'GET', { 'Accept-Encoding': 'gzip;q=0' })).headers['content-encoding'], undefined);
+    assert.equal((await get(srv.url + 'models/mnist.safetensors', 'GET', { 'Accept-Encoding': 'gzip' })).headers['content-encoding'], undefined, 'weights go as they are');
+  });
+
+  it('serves a newer pre-compressed <file>.gz as is', async () => {
+    const r = await get(srv.url + 'pre.js', 'GET', { 'Accept-Encoding': 'gzip' });
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    assert.equal(gunzipSync(r.body).toString(), 'the pre-compressed copy\n');
+    assert.equal((await get(srv.url + 'pre.js')).body.toString(), 'the file itself\n');
+  });
+
+  it('reads Accept-Encoding as browsers send it', () => {
+    assert.equal(acceptsGzip('gzip, deflate, br, zstd'), true);
+    assert.equal(acceptsGzip('br;q=1.0, gzip;q=0.8, *;q=0.1'), true);
+    assert.equal(acceptsGzip('gzip;q=0'), false);
+    assert.equal(acceptsGzip('identity'), false);
+    assert.equal(acceptsGzip(undefined), false);
+  });
+
+  it('sends the Content-Security-Policy with every answer, the same as index.html’s <meta>', async () => {
+    for (const path of ['', 'pkg/advlab.js', 'pkg/advlab_bg.wasm', 'models/cifar10.json']) {
+      const r = await get(srv.url + path);
+      assert.equal(r.headers['content-security-policy'], CSP, path);
+      assert.equal(r.headers['x-content-type-options'], 'nosniff');
+    }
+    assert.match(CSP, /script-src 'self' 'wasm-unsafe-eval'(;|$)/);
+    assert.doesNotMatch(CSP, /'unsafe-eval'|'unsafe-inline'|\*/);
+    const html = await readFile(join(REPO, 'index.html'), 'utf8');
+    const meta = html.match(/<meta http-equiv="Content-Security-Policy" content="([^"]+)">/);
+    assert.ok(meta, 'index.html has the policy as a <meta>');
+    // A <meta> policy cannot carry frame-ancestors; everything else is the same.
+    assert.equal(meta[1], CSP.replace(/; frame-ancestors [^;]+/, ''));
   });
 
   it('prints its address when started from the command line', async () => {

@@ -29,15 +29,19 @@ describe('page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
   let lab;
   let page;
 
-  useLab({ webgpu: true }, 400_000, (l) => {
+  // ?backend=webgpu: SwiftShader is a software adapter, which the page otherwise passes over
+  // for the CPU fallback (page.test.mjs checks that choice).
+  useLab({ webgpu: true, path: '?backend=webgpu' }, 400_000, (l) => {
     lab = l;
     page = l.page;
   });
 
   it('runs on WebGPU and says so', async () => {
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
-    assert.equal((await page.textContent('#backend')).trim(), 'WebGPU');
-    assert.ok(((await page.getAttribute('#backend', 'title')) ?? '').length > 0, 'tooltip with the adapter');
+    assert.equal((await page.textContent('#backend')).trim(), 'WebGPU (software adapter)', 'SwiftShader is named as software');
+    const title = (await page.getAttribute('#backend', 'title')) ?? '';
+    assert.match(title, /asked for \(\?backend=webgpu\).*software one/, 'tooltip says why, in words');
+    assert.doesNotMatch(title, /[{}]/, 'no Rust debug string');
   });
 
   it('predicts sample 0 like the native build (each probability within 1e-3)', async () => {
