@@ -12,12 +12,16 @@
 
 /* global tf */
 
-const LABS = { 'lab-webgpu': true, 'lab-cpu': false };
+// Which backend each engine contestant asks for. base-*: the same engine from an older pkg/ (the
+// baseline of BENCH_BASELINE, extracted by run.mjs; its URL comes in the page's ?baseline= parameter).
+const LABS = { 'lab-webgpu': true, 'lab-cpu': false, 'base-webgpu': true, 'base-cpu': false };
+const BASELINE_URL = new URLSearchParams(location.search).get('baseline');
+const isLab = (c) => c in LABS;
+const moduleOf = (c) => (c.startsWith('base-') ? 'base' : 'lab');
 const TF_BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'];
 
 const state = {
-  wasm: null, // the module pkg/advlab.js
-  wasmExports: null, // its instance's exports (memory)
+  modules: {}, // 'lab' | 'base' -> {mod: the module pkg/advlab.js, exports: its instance's exports (memory)}
   labs: {}, // contestant -> Lab
   labNotes: {},
   data: {}, // dataset -> {manifestText, manifest, weightsBytes, tensors, samples: Float32Array (CHW), labels, shape}
@@ -316,19 +320,21 @@ async function tfLogits(backend, ds, n) {
 // The lab
 // ---------------------------------------------------------------------------------------------
 
-async function labModule() {
-  if (!state.wasm) {
-    state.wasm = await import('/pkg/advlab.js');
-    state.wasmExports = await state.wasm.default();
+async function labModule(which) {
+  if (!state.modules[which]) {
+    if (which === 'base' && !BASELINE_URL) throw new Error('no baseline pkg/ given (BENCH_BASELINE)');
+    const mod = await import(which === 'base' ? BASELINE_URL : '/pkg/advlab.js');
+    const exports = await mod.default();
+    state.modules[which] = { mod, exports };
   }
-  return state.wasm;
+  return state.modules[which].mod;
 }
 
 async function labFor(contestant, datasets) {
   if (!state.labs[contestant]) {
-    const m = await labModule();
+    const m = await labModule(moduleOf(contestant));
     const lab = await m.Lab.create(LABS[contestant]);
-    const wanted = contestant === 'lab-webgpu' ? 'webgpu' : 'cpu';
+    const wanted = LABS[contestant] ? 'webgpu' : 'cpu';
     if (lab.backend() !== wanted) throw new Error(`${contestant}: the lab started on ${lab.backend()} (${lab.backend_note()})`);
     state.labs[contestant] = lab;
     state.labNotes[contestant] = lab.backend_note();
@@ -489,7 +495,7 @@ window.bench = {
     const d = state.data[ds];
     const size = d.shape[0] * d.shape[1] * d.shape[2];
     for (const c of contestants) {
-      if (c.startsWith('tfjs-')) {
+      if (!isLab(c)) {
         logp[c] = await tfLogits(c.slice(5), ds, n);
       } else {
         const lab = await labFor(c, [ds]);
@@ -502,7 +508,7 @@ window.bench = {
       }
     }
     const pairs = [];
-    for (const a of contestants.filter((c) => c.startsWith('lab-'))) {
+    for (const a of contestants.filter(isLab)) {
       for (const b of contestants.filter((c) => c.startsWith('tfjs-'))) {
         let maxLogp = 0;
         let maxProb = 0;
@@ -524,19 +530,19 @@ window.bench = {
       }
     }
     // The lab's log-probabilities too, for the same check against the native PyTorch peer.
-    const labLogProbs = Object.fromEntries(Object.entries(logp).filter(([c]) => c.startsWith('lab-')));
+    const labLogProbs = Object.fromEntries(Object.entries(logp).filter(([c]) => isLab(c)));
     return { pairs, labLogProbs };
   },
 
   /** One timed measurement of a contestant's attack step. */
   async steps(contestant, ds, n, opts) {
-    if (contestant.startsWith('lab-')) return labSteps(contestant, ds, n, opts);
+    if (isLab(contestant)) return labSteps(contestant, ds, n, opts);
     return tfSteps(contestant.slice(5), ds, n, opts);
   },
 
   /** Warm single-image forward pass + softmax read-back, ms per call. */
   async predictMs(contestant, ds, reps) {
-    if (contestant.startsWith('lab-')) return labPredictMs(contestant, ds, reps);
+    if (isLab(contestant)) return labPredictMs(contestant, ds, reps);
     return tfPredictMs(contestant.slice(5), ds, reps);
   },
 
@@ -548,7 +554,7 @@ window.bench = {
    */
   async firstPrediction(contestant, ds) {
     const t0 = now();
-    if (contestant.startsWith('lab-')) {
+    if (isLab(contestant)) {
       const lab = await labFor(contestant, [ds]);
       const { pixels } = batchOf(ds, 1);
       await lab.predict(ds, pixels);
@@ -589,7 +595,7 @@ window.bench = {
         }
         readings.push({
           attacks: i,
-          wasmMemoryBytes: state.wasmExports.memory.buffer.byteLength,
+          wasmMemoryBytes: state.modules[moduleOf(contestant)].exports.memory.buffer.byteLength,
           jsHeapUsedBytes: performance.memory?.usedJSHeapSize ?? null,
           uaMemoryBytes: uaMemory,
           seconds: (now() - t0) / 1000,

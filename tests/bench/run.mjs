@@ -19,6 +19,9 @@
 //   BENCH_MEMORY_AT=5,50     attacks after which memory is read
 //   BENCH_TORCH_JSON=path    the PyTorch peer's JSON (make bench writes it before this runs)
 //   BENCH_NATIVE_JSON=path   `lab bench --attack-step --json` output, when that command exists
+//   BENCH_BASELINE=<git rev> also measure the engine of an older pkg/ (e.g. 7298fc9, the pkg/ before issue 12):
+//                            base-webgpu and base-cpu in the step benchmark, and the complete attack in that
+//                            commit's page (its index.html, web/ and pkg/, extracted into tests/bench/.baseline/)
 //   BENCH_OUT=BENCHMARKS.md  where the report goes ("" to write none)
 //   BENCH_COMMAND            the command line recorded in the report (make bench sets it)
 
@@ -43,7 +46,10 @@ const env = (k, d) => (process.env[k] === undefined ? d : process.env[k]);
 const list = (k, d) => env(k, d).split(',').map((s) => s.trim()).filter(Boolean);
 const num = (k, d) => Number(env(k, String(d)));
 
+const BASELINE = env('BENCH_BASELINE', '');
+if (BASELINE && !/^[0-9A-Za-z._\/-]+$/.test(BASELINE)) throw new Error(`BENCH_BASELINE: not a git revision: ${BASELINE}`);
 const CONFIG = {
+  baseline: BASELINE || null,
   rounds: num('BENCH_ROUNDS', 3),
   minMs: num('BENCH_MIN_MS', 1500),
   minSteps: num('BENCH_MIN_STEPS', 2),
@@ -52,7 +58,7 @@ const CONFIG = {
     const [dataset, batch] = c.split(':');
     return { dataset, batch: Number(batch) };
   }),
-  contestants: list('BENCH_CONTESTANTS', 'lab-webgpu,lab-cpu,tfjs-webgpu,tfjs-webgl,tfjs-wasm,tfjs-cpu'),
+  contestants: list('BENCH_CONTESTANTS', `lab-webgpu,lab-cpu,${BASELINE ? 'base-webgpu,base-cpu,' : ''}tfjs-webgpu,tfjs-webgl,tfjs-wasm,tfjs-cpu`),
   ttfpRounds: num('BENCH_TTFP_ROUNDS', 1),
   fullAttack: list('BENCH_FULL_ATTACK', 'cpu'),
   memory: list('BENCH_MEMORY', 'lab-cpu'),
@@ -68,7 +74,21 @@ const PAIRS = [
   ['lab-cpu', 'tfjs-wasm'],
   ['lab-cpu', 'tfjs-cpu'],
   ['lab-webgpu', 'lab-cpu'],
+  ['lab-webgpu', 'base-webgpu'],
+  ['lab-cpu', 'base-cpu'],
 ];
+
+/**
+ * The baseline's page and engine: index.html, web/ and pkg/ of that commit under
+ * tests/bench/.baseline/<rev>/, with models/ linked to the repository's (the same weights).
+ * Returns the URL path of its folder.
+ */
+function extractBaseline(rev) {
+  const sha = execFileSync('git', ['rev-parse', '--short', `${rev}^{commit}`], { cwd: REPO, encoding: 'utf8' }).trim();
+  const dir = join(REPO, 'tests', 'bench', '.baseline', sha);
+  execFileSync('bash', ['-c', `rm -rf "${dir}" && mkdir -p "${dir}" && git archive ${sha} index.html web pkg | tar -x -C "${dir}" && ln -s ../../../../models "${dir}/models"`], { cwd: REPO });
+  return { sha, path: `/tests/bench/.baseline/${sha}` };
+}
 
 const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 const median = (v) => {
@@ -92,6 +112,8 @@ async function launch() {
 }
 
 /** A fresh page (own context: nothing cached from another page's wasm or tfjs) on the benchmark page. */
+let BASELINE_PATH = null; // URL path of the extracted baseline, when BENCH_BASELINE is given
+
 async function benchPage(browser, url, consoleLines) {
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -99,7 +121,7 @@ async function benchPage(browser, url, consoleLines) {
     if (m.type() === 'error' || m.type() === 'warning') consoleLines.push(`[${m.type()}] ${m.text()}`);
   });
   page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
-  await page.goto(`${url}/tests/bench/bench.html`);
+  await page.goto(`${url}/tests/bench/bench.html${BASELINE_PATH ? `?baseline=${encodeURIComponent(`${BASELINE_PATH}/pkg/advlab.js`)}` : ''}`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
   return { page, context };
 }
@@ -131,12 +153,12 @@ async function machineInfo() {
 // The complete default C&W attack, in the real page (index.html, its worker, its defaults)
 // ---------------------------------------------------------------------------------------------
 
-async function fullAttack(browser, url, backend, consoleLines) {
+async function fullAttack(browser, url, backend, consoleLines, pagePath = '', engine = 'lab') {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
   const page = await context.newPage();
   page.on('pageerror', (e) => consoleLines.push(`[page ${backend}] ${e.message}`));
   const t0 = Date.now();
-  await page.goto(`${url}/${backend === 'cpu' ? '?backend=cpu' : ''}`);
+  await page.goto(`${url}${pagePath}/?backend=${backend}`);
   await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
   const readyMs = Date.now() - t0;
   const st = await page.evaluate(() => ({ state: document.body.dataset.state, backend: document.querySelector('#backend')?.dataset.backend }));
@@ -161,7 +183,7 @@ async function fullAttack(browser, url, backend, consoleLines) {
     l2: Number(document.querySelector('#attack-result').dataset.l2),
   }));
   await context.close();
-  return { backend, pageReadyMs: readyMs, params, wallSeconds: wallMs / 1000, ...out };
+  return { engine, backend, pageReadyMs: readyMs, params, wallSeconds: wallMs / 1000, ...out };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,6 +205,7 @@ function report(r) {
   L.push(r.command);
   L.push('```');
   L.push('');
+  if (r.baseline) L.push(`Baseline (base-*): the engine and page of commit ${r.baseline.sha} (BENCH_BASELINE), measured in the same run.`, '');
   L.push(`Run: ${r.startedAt} → ${r.finishedAt} (${(r.seconds / 60).toFixed(1)} min), commit ${r.machine.commit ?? '?'}, pkg/ source hash \`${(r.machine.pkgSourceHash ?? '?').slice(0, 12)}\`.`);
   L.push('');
   L.push('## What is measured');
@@ -301,13 +324,13 @@ function report(r) {
     L.push('the Start click to the end. Steps: the last step the page was told of (progress comes at most every 200 ms, so up to 200 ms of');
     L.push('steps may follow it; the early abort ends a round before its last step).');
     L.push('');
-    L.push('| backend | parameters | wall time | steps run (last reported / planned) | progress reports | success | L2 |');
-    L.push('|---|---|---|---|---|---|---|');
+    L.push('| engine | backend | parameters | wall time | steps run (last reported / planned) | progress reports | success | L2 |');
+    L.push('|---|---|---|---|---|---|---|---|');
     for (const f of r.fullAttack) {
-      if (f.error) L.push(`| ${f.backend} | — | failed: ${f.error} | | | | |`);
+      if (f.error) L.push(`| ${f.engine} | ${f.backend} | — | failed: ${f.error} | | | | |`);
       else {
         const planned = /\/\s*(\d+)/.exec(f.progressText)?.[1] ?? '?';
-        L.push(`| ${f.backend} | steps ${f.params.steps}, rounds ${f.params.bss}, c ${f.params.const}, lr ${f.params.lr}, κ ${f.params.conf} | ${f.wallSeconds.toFixed(1)} s | ${f.lastReportedStep} / ${planned} | ${f.reports} | ${f.success} | ${Number.isFinite(f.l2) ? f.l2.toFixed(3) : '—'} |`);
+        L.push(`| ${f.engine} | ${f.backend} | steps ${f.params.steps}, rounds ${f.params.bss}, c ${f.params.const}, lr ${f.params.lr}, κ ${f.params.conf} | ${f.wallSeconds.toFixed(1)} s | ${f.lastReportedStep} / ${planned} | ${f.reports} | ${f.success} | ${Number.isFinite(f.l2) ? f.l2.toFixed(3) : '—'} |`);
       }
     }
     if (!r.config.fullAttack.includes('webgpu')) {
@@ -390,6 +413,11 @@ async function main() {
     memory: {},
     console: [],
   };
+  if (BASELINE) {
+    results.baseline = extractBaseline(BASELINE);
+    BASELINE_PATH = results.baseline.path;
+    log(`baseline: ${BASELINE} (${results.baseline.sha}) at ${BASELINE_PATH}`);
+  }
   const { server, url: base } = await startServer({ port: 0, root: REPO, quiet: true });
   const url = base.replace(/\/$/, '');
   const browser = await launch();
@@ -492,15 +520,19 @@ async function main() {
     }
 
     // One complete default C&W attack in the real page.
+    // With a baseline: its page first, then today's, on each backend.
+    const engines = [...(BASELINE_PATH ? [[`base (${results.baseline.sha})`, BASELINE_PATH]] : []), ['lab', '']];
     for (const b of CONFIG.fullAttack) {
-      log(`complete default C&W attack in the page on ${b}`);
-      try {
-        const f = await fullAttack(browser, url, b, results.console);
-        results.fullAttack.push(f);
-        log(`full attack ${b}: ${f.wallSeconds.toFixed(1)} s, last reported step ${f.lastReportedStep} (${f.progressText})`);
-      } catch (e) {
-        results.fullAttack.push({ backend: b, error: e.message.split('\n')[0] });
-        log(`full attack ${b} failed: ${e.message}`);
+      for (const [engine, path] of engines) {
+        log(`complete default C&W attack in the page (${engine}) on ${b}`);
+        try {
+          const f = await fullAttack(browser, url, b, results.console, path, engine);
+          results.fullAttack.push(f);
+          log(`full attack ${engine} ${b}: ${f.wallSeconds.toFixed(1)} s, last reported step ${f.lastReportedStep} (${f.progressText})`);
+        } catch (e) {
+          results.fullAttack.push({ engine, backend: b, error: e.message.split('\n')[0] });
+          log(`full attack ${engine} ${b} failed: ${e.message}`);
+        }
       }
     }
   } finally {
