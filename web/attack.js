@@ -28,7 +28,10 @@ function setDefenseOutcome(outcome, text) {
   el.classList.toggle('bad', outcome === 'detected' || outcome === 'not-fooled');
 }
 
+let chartRun = null; // the run the chart shows (kept after it ends, for redraws on resize)
+
 function chart(run) {
+  chartRun = run;
   const { roundSteps } = run ? stepsOf(run.params) : { roundSteps: null };
   drawChart($('#attack-chart'), run?.points ?? [], { totalSteps: run?.totalSteps ?? 0, roundSteps });
 }
@@ -300,6 +303,6 @@ export function setupAttack() {
   });
   $('#attack-cancel').addEventListener('click', () => cancelAttack());
   $('#attack-download').addEventListener('click', downloadAdversarial);
-  window.addEventListener('resize', () => chart(state.attack));
+  window.addEventListener('resize', () => chart(state.attack ?? chartRun));
   chart(null);
 }
