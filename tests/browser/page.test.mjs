@@ -220,6 +220,24 @@ describe('the page as a new user meets it (stand-in engine)', { skip: noChromium
     assert.equal(await page.evaluate(() => document.activeElement.id), 'draw-clear', 'Tab leaves the grid at once');
   });
 
+  it('reaches Start attack in a few Tab presses from the top and runs the attack from the keyboard', async (t) => {
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.focus('body');
+    let presses = 0;
+    while (presses < 60 && (await page.evaluate(() => document.activeElement?.id)) !== 'attack-start') {
+      await page.keyboard.press('Tab');
+      presses++;
+    }
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'attack-start');
+    assert.ok(presses <= 30, `${presses} Tab presses to Start attack (each sample was one before)`);
+    t.diagnostic(`${presses} Tab presses from the top to Start attack`);
+    await page.selectOption('#attack-type', 'fgsm');
+    await page.focus('#attack-start');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('#attack-status').dataset.state === 'done');
+    assert.ok((await readAttackResult(page)).visible);
+  });
+
   it('gives every canvas role="img" and a label', async () => {
     const bad = await page.evaluate(() =>
       Array.from(document.querySelectorAll('canvas'))
