@@ -105,8 +105,8 @@ results: lab
 	  target/release/lab attack --dataset $(DATASET) --attack fgsm --epsilon $$eps --count 100 --json $$out
 	  target/release/lab attack --dataset $(DATASET) --attack pgd --epsilon $$eps --count 100 --json $$out
 	done
-	target/release/lab attack --dataset $(DATASET) --attack cw --count 100 --json $$out 2>/dev/null
-	target/release/lab attack --dataset $(DATASET) --attack cw --targeted --count 100 --json $$out 2>/dev/null
+	target/release/lab attack --dataset $(DATASET) --attack cw --count 100 --json $$out
+	target/release/lab attack --dataset $(DATASET) --attack cw --targeted --count 100 --json $$out
 	target/release/lab report $$out > results/attacks-$(DATASET).md
 	cat results/attacks-$(DATASET).md
 
@@ -128,10 +128,10 @@ squeeze-results: lab
 	[ -f models/$(DATASET)-squeeze.json ] || target/release/lab defend $(DATASET)
 	out=results/squeeze-$(DATASET).jsonl; rm -f $$out
 	lab="target/release/lab attack --dataset $(DATASET) --count 100 --json $$out"
-	$$lab --attack cw $(NONADAPTIVE_$(DATASET)) --defense none,bit-depth,median,detector 2>/dev/null
-	$$lab --attack fgsm --epsilon $(FGSM_EPSILON_$(DATASET)) --defense none,bit-depth,median,detector 2>/dev/null
-	$$lab --attack cw $(ADAPTIVE_$(DATASET)) --defense none 2>/dev/null
-	$$lab --attack cw $(ADAPTIVE_$(DATASET)) --defense bit-depth,median,detector --adaptive 2>/dev/null
+	$$lab --attack cw $(NONADAPTIVE_$(DATASET)) --defense none,bit-depth,median,detector
+	$$lab --attack fgsm --epsilon $(FGSM_EPSILON_$(DATASET)) --defense none,bit-depth,median,detector
+	$$lab --attack cw $(ADAPTIVE_$(DATASET)) --defense none
+	$$lab --attack cw $(ADAPTIVE_$(DATASET)) --defense bit-depth,median,detector --adaptive
 	target/release/lab report $$out > results/squeeze-$(DATASET).md
 	cat results/squeeze-$(DATASET).md
 

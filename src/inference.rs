@@ -5,7 +5,7 @@
 use crate::data::{Dataset, ImageShape};
 use crate::models::Classifier;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 
 /// Error reading a tensor back from the device (a lost GPU device ends up here).
 pub fn read_error(e: impl std::fmt::Debug) -> String {
@@ -62,4 +62,20 @@ pub async fn accuracy(model: &Classifier, data: &Dataset, batch: usize, device: 
     let predicted = predict_dataset(model, data, batch, device).await?;
     let correct = predicted.iter().zip(&data.labels).filter(|(p, l)| **p == **l as usize).count();
     Ok(correct as f64 / data.len().max(1) as f64)
+}
+
+/// One-hot rows of `indices`, built on the host (burn's `one_hot` reads back synchronously,
+/// which WebGPU forbids).
+pub fn onehot(indices: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; indices.len() * classes];
+    for (i, &y) in indices.iter().enumerate() {
+        v[i * classes + y] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(v, [indices.len(), classes]), device)
+}
+
+/// Cross-entropy of logits against one-hot rows, per image: -sum_k onehot_k log softmax(z)_k.
+pub fn cross_entropy(logits: Tensor<2>, onehot: Tensor<2>) -> Tensor<1> {
+    let n = logits.dims()[0];
+    (log_softmax(logits, 1) * onehot).sum_dim(1).reshape([n]).neg()
 }

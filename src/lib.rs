@@ -8,12 +8,16 @@
 pub mod attacks;
 pub mod data;
 pub mod defenses;
+pub mod engine;
 pub mod evaluate;
 pub mod inference;
 pub mod models;
 pub mod preprocess;
+pub mod records;
 pub mod samples;
 pub mod squeezers;
+pub mod system;
+pub mod target;
 #[cfg(not(target_family = "wasm"))]
 pub mod train;
 #[cfg(target_family = "wasm")]

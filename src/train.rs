@@ -52,8 +52,8 @@ impl TrainOptions {
 /// Cross-entropy of logits against integer labels, averaged over the batch.
 pub fn cross_entropy(logits: Tensor<2>, labels: &[u8]) -> Tensor<1> {
     let classes = logits.dims()[1];
-    let goal = crate::attacks::Goal::untargeted(labels.iter().map(|&l| l as usize).collect(), classes);
-    crate::attacks::losses::cross_entropy(logits.clone(), goal.onehot(&logits.device())).mean()
+    let labels: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
+    inference::cross_entropy(logits.clone(), inference::onehot(&labels, classes, &logits.device())).mean()
 }
 
 /// A training batch as floats, augmented when asked: a random shift of up to 4 pixels (a crop
@@ -313,7 +313,7 @@ pub fn train(
     device: &Device,
     log: &mut dyn FnMut(&str),
 ) -> Result<TrainOutcome, String> {
-    let config = dataset.architecture();
+    let config = ClassifierConfig::for_dataset(dataset);
     let train_device = device.clone().autodiff();
     let (mut meta, mut model, mut optim, mut average) = if checkpoint.exists() {
         let Checkpoint { mut meta, model, optim, mut average } = load_checkpoint(checkpoint, &config, &train_device, device)?;
@@ -468,7 +468,7 @@ pub fn train(
 
 /// Writes `<dir>/<dataset>.safetensors` and its manifest; returns the manifest.
 pub fn publish(dir: &Path, dataset: DatasetKind, outcome: &TrainOutcome, test_images: usize) -> Result<ModelManifest, String> {
-    let config = dataset.architecture();
+    let config = ClassifierConfig::for_dataset(dataset);
     let bytes = encode_weights(&outcome.model).map_err(|e| e.to_string())?;
     let weights = format!("{}.safetensors", dataset.name());
     let meta = &outcome.meta;

@@ -10,7 +10,7 @@ use advlab::evaluate::{random_targets, AttackOptions, AttackSpec};
 use advlab::inference::{argmax_rows, dataset_tensor, to_tensor};
 use advlab::models::{load_model, Classifier, ModelManifest};
 use advlab::samples::SamplePack;
-use advlab::data::ImageShape;
+use advlab::data::{DatasetKind, ImageShape};
 use burn::prelude::*;
 
 fn dev() -> Device {
@@ -223,7 +223,7 @@ fn random_targets_are_other_classes() {
 
 #[test]
 fn attack_options_fill_defaults_and_reject_nonsense() {
-    let spec = AttackSpec::build("pgd", &AttackOptions { epsilon: Some(0.2), ..Default::default() }).unwrap();
+    let spec = AttackSpec::build("pgd", &AttackOptions { epsilon: Some(0.2), ..Default::default() }, DatasetKind::Mnist).unwrap();
     match spec {
         AttackSpec::Pgd(p) => {
             assert_eq!(p.epsilon, 0.2);
@@ -232,15 +232,15 @@ fn attack_options_fill_defaults_and_reject_nonsense() {
         }
         _ => panic!(),
     }
-    match AttackSpec::build("cw", &AttackOptions::default()).unwrap() {
+    match AttackSpec::build("cw", &AttackOptions::default(), DatasetKind::Mnist).unwrap() {
         AttackSpec::Cw(p) => {
             assert_eq!((p.steps, p.binary_search_steps, p.initial_const, p.confidence, p.learning_rate), (1000, 9, 1e-3, 0.0, 1e-2));
         }
         _ => panic!(),
     }
-    assert!(AttackSpec::build("fgsm", &AttackOptions { epsilon: Some(-1.0), ..Default::default() }).is_err());
-    assert!(AttackSpec::build("cw", &AttackOptions { steps: Some(0), ..Default::default() }).is_err());
-    assert!(AttackSpec::build("deepfool", &AttackOptions::default()).unwrap_err().contains("unknown attack"));
+    assert!(AttackSpec::build("fgsm", &AttackOptions { epsilon: Some(-1.0), ..Default::default() }, DatasetKind::Mnist).is_err());
+    assert!(AttackSpec::build("cw", &AttackOptions { steps: Some(0), ..Default::default() }, DatasetKind::Mnist).is_err());
+    assert!(AttackSpec::build("deepfool", &AttackOptions::default(), DatasetKind::Mnist).unwrap_err().contains("unknown attack"));
 }
 
 /// The same classifier behind a detector that flags everything.

@@ -60,7 +60,7 @@ fn attack_reports_figures_writes_pngs_and_a_record() {
     let pngs = dir.join("png");
     let (ok, out, err) = run(&[
         "attack", "--dataset", "mnist", "--attack", "pgd", "--epsilon", "0.3", "--steps", "10", "--count", "6",
-        "--png", pngs.to_str().unwrap(), "--json", json.to_str().unwrap(),
+        "--data", "samples", "--png", pngs.to_str().unwrap(), "--json", json.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
     for what in ["success rate", "mean L2", "median L2", "mean L-inf", "adversarial as 8-bit", "time"] {
@@ -74,6 +74,37 @@ fn attack_reports_figures_writes_pngs_and_a_record() {
     assert!(rec["mean_linf"].as_f64().unwrap() <= 0.3 + 1e-5);
     let files: Vec<_> = std::fs::read_dir(&pngs).unwrap().collect();
     assert_eq!(files.len() as f64, (rate * 6.0).round(), "one PNG per successful example");
+    // The record reproduces: weights, data source, system, and every image with its result.
+    assert_eq!(rec["model_sha256"].as_str().unwrap().len(), 64);
+    assert!(rec["data"].as_str().unwrap().contains("mnist-samples"), "{}", rec["data"]);
+    assert_eq!(rec["system"]["name"], "none");
+    let per = rec["per_image"].as_array().unwrap();
+    assert_eq!(per.len(), 6);
+    assert_eq!(per.iter().filter(|r| r["success"] == true).count() as f64, (rate * 6.0).round());
+}
+
+#[test]
+fn a_composed_system_is_attacked_adaptively_from_the_command_line() {
+    let dir = tmp("composed");
+    let json = dir.join("record.jsonl");
+    let (ok, out, err) = run(&[
+        "attack", "--dataset", "mnist", "--attack", "cw", "--steps", "100", "--binary-search-steps", "2", "--initial-const", "1",
+        "--learning-rate", "0.05", "--count", "3", "--data", "samples", "--defense", "median+detector", "--adaptive", "--json", json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("median+detector (adaptive attack)"), "{out}");
+    let rec: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&json).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(rec["defense"], "median+detector");
+    assert_eq!(rec["adaptive"], true);
+    let system = &rec["system"];
+    assert_eq!(system["preprocess"][0]["kind"], "median");
+    assert_eq!(system["detectors"][0]["kind"], "feature_squeezing");
+    assert_eq!(system["detectors"][0]["model_sha256"], rec["model_sha256"]);
+    assert!(rec["success_rate"].as_f64().unwrap() > 0.0, "{rec}");
+    // The table shows the non-default parameters of the run.
+    let (ok, md, err) = run(&["report", json.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(md.contains("initial_const 1") && md.contains("learning_rate 0.05"), "{md}");
 }
 
 #[test]
@@ -101,6 +132,11 @@ fn bad_inputs_give_clear_errors_not_panics() {
     assert!(!ok && err.contains("unknown data set"), "{err}");
     let (ok, _, err) = run(&["attack", "--attack", "deepfool", "--count", "1"]);
     assert!(!ok && err.contains("unknown attack"), "{err}");
+    // No silent fallback to the sample pack when the data set is missing.
+    let (ok, _, err) = run(&["attack", "--attack", "fgsm", "--count", "1", "--data", dir.join("nowhere").to_str().unwrap()]);
+    assert!(!ok && err.contains("--data samples") && !err.contains("panicked"), "{err}");
+    let (ok, _, err) = run(&["attack", "--attack", "fgsm", "--count", "1", "--data", "samples", "--defense", "bit-depth+jpeg"]);
+    assert!(!ok && err.contains("unknown defense 'jpeg'"), "{err}");
     let (ok, _, err) = run(&["predict", "--sample", "100000"]);
     assert!(!ok && err.contains("does not exist"), "{err}");
 }

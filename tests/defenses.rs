@@ -1,9 +1,9 @@
 //! Feature-squeezing defenses: the detector's score against a direct computation, the
 //! threshold rule, and the system verdicts the attacks are judged by.
 
-use advlab::attacks::AttackTarget;
 use advlab::defenses::squeeze::{detector_score, threshold_for_rate};
-use advlab::defenses::{FeatureSqueezingDetector, Preprocessed, SqueezeConfig};
+use advlab::defenses::{SqueezeConfig, SqueezeDetector};
+use advlab::target::Detector;
 use advlab::models::{ClassifierConfig, DatasetKind};
 use advlab::squeezers::Squeezer;
 use burn::prelude::*;
@@ -42,43 +42,39 @@ fn detector_score_is_the_largest_l1_between_softmaxes() {
     }
     assert!(score.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-6), "{score:?} vs {expected:?}");
 
-    // As an attack target: flags exactly the images whose score is over the threshold; the
-    // adaptive variant adds a penalty that is zero when all distances are well under it.
-    let (sq, bit, med) = SqueezeConfig::squeezers_for(DatasetKind::Mnist);
+    // As a detector: flags exactly the images whose score is over the threshold; its adaptive
+    // penalty is zero when all distances are well under it.
+    let (sq, _, _) = SqueezeConfig::squeezers_for(DatasetKind::Mnist);
     let mid = (score[0] + score[1]) / 2.0;
-    let config = SqueezeConfig { dataset: DatasetKind::Mnist, squeezers: sq, threshold: mid, false_positive_rate: 0.05, calibration_images: 0, bit_depth: bit, median: med, model_sha256: "ab".repeat(32) };
     let ad = d.clone().autodiff();
     let grad_model = advlab::models::manifest::decode_weights(&ClassifierConfig::mnist(), &advlab::models::manifest::encode_weights(&model).unwrap(), &ad).unwrap().freeze();
-    let det = FeatureSqueezingDetector { config: &config, grad_model: &grad_model, model: &model };
-    let flags: Vec<bool> = det.system_flags(x.clone()).unwrap().into_data().try_to_vec::<bool>().unwrap();
+    let det = SqueezeDetector { squeezers: sq.clone(), threshold: mid, grad_model: &grad_model, model: &model };
+    assert!(det.name().contains("1-bit depth + 2x2 median"), "{}", det.name());
+    let flags: Vec<bool> = det.flags(x.clone()).into_data().try_to_vec::<bool>().unwrap();
     assert_eq!(flags, vec![score[0] > mid, score[1] > mid]);
     let penalty = v(det.penalty(x.clone().autodiff()).inner());
     assert!(penalty.iter().all(|p| *p >= 0.0));
-    let relaxed = SqueezeConfig { threshold: 100.0, ..config.clone() };
-    let det = FeatureSqueezingDetector { config: &relaxed, grad_model: &grad_model, model: &model };
-    assert!(v(det.penalty(x.clone().autodiff()).inner()).iter().all(|p| *p == 0.0));
-    assert!(det.system_flags(x.clone()).is_some());
-    // The adaptive objective scores every view the detector classifies: the image and each
-    // squeezed version (here with a term that sums the logits, and no penalty under a high threshold).
+    let relaxed = SqueezeDetector { squeezers: sq.clone(), threshold: 100.0, grad_model: &grad_model, model: &model };
+    assert!(v(relaxed.penalty(x.clone().autodiff()).inner()).iter().all(|p| *p == 0.0));
+    // Its adaptive terms score every squeezed view it classifies (here with a term that sums
+    // the logits, and no penalty under a high threshold); the system adds the image's own term.
     let sum_logits = |l: Tensor<2>| l.sum_dim(1).squeeze_dim::<1>(1);
-    let got = v(det.attack_loss(x.clone().autodiff(), &sum_logits).inner());
-    let mut want = v(model.forward(x.clone()).sum_dim(1).squeeze_dim::<1>(1));
-    for s in &config.squeezers {
+    let got = v(relaxed.adaptive_loss(x.clone().autodiff(), None, &sum_logits).inner());
+    let mut want = vec![0f32; 2];
+    for s in &sq {
         for (w, t) in want.iter_mut().zip(v(model.forward(s.apply(x.clone())).sum_dim(1).squeeze_dim::<1>(1))) {
             *w += t;
         }
     }
     assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4), "{got:?} vs {want:?}");
-    // Under the calibrated threshold the penalty joins in, as the hinges' sum.
-    let det = FeatureSqueezingDetector { config: &config, grad_model: &grad_model, model: &model };
-    let with_penalty = v(det.attack_loss(x.clone().autodiff(), &sum_logits).inner());
+    // Under the calibrated threshold the penalty joins in, as the hinges' sum; handing over
+    // the image's logits changes nothing.
+    let with_penalty = v(det.adaptive_loss(x.clone().autodiff(), None, &sum_logits).inner());
+    let shared = v(det.adaptive_loss(x.clone().autodiff(), Some(grad_model.forward(x.clone().autodiff())), &sum_logits).inner());
     let pen = v(det.penalty(x.clone().autodiff()).inner());
     assert!(with_penalty.iter().zip(&want).zip(&pen).all(|((a, b), p)| (a - b - p).abs() < 1e-3), "{with_penalty:?} {want:?} {pen:?}");
+    assert!(with_penalty.iter().zip(&shared).all(|(a, b)| (a - b).abs() < 1e-5));
     assert!(pen.iter().any(|p| *p > 0.0), "one image is over the threshold, so its penalty is positive");
-
-    // Preprocessing: the system classifies the squeezed image.
-    let pre = Preprocessed { squeezer: Squeezer::BitDepth { bits: 1 }, grad_model: &grad_model, model: &model };
-    assert_eq!(v(pre.system_logits(x.clone())), v(model.forward(bit_depth_of(x))));
 }
 
 #[test]
@@ -95,6 +91,3 @@ fn a_threshold_is_refused_for_other_weights() {
     assert!(serde_json::from_value::<SqueezeConfig>(json).is_err());
 }
 
-fn bit_depth_of(x: Tensor<4>) -> Tensor<4> {
-    advlab::squeezers::bit_depth(x, 1)
-}

@@ -140,7 +140,7 @@ fn weights(model: &advlab::models::Classifier) -> Vec<f32> {
 #[test]
 fn blending_weights_by_hand() {
     let d = Device::flex();
-    let config = DatasetKind::Mnist.architecture();
+    let config = advlab::models::ClassifierConfig::for_dataset(DatasetKind::Mnist);
     let (a, b, c) = (config.init(&d), config.init(&d), config.init(&d));
     let (wa, wb, wc) = (weights(&a), weights(&b), weights(&c));
     assert_ne!(wa, wb);
@@ -187,7 +187,7 @@ fn weight_averaging_publishes_the_mean_and_resumes() {
     assert!(!lines.iter().find(|l| l.starts_with("epoch 1/3")).unwrap().contains("mean"), "{lines:?}");
     assert!(lines.iter().find(|l| l.starts_with("epoch 3/3")).unwrap().contains("mean of the weights after epochs 2-3"), "{lines:?}");
     // The outcome is the mean of the weights after epochs 2 and 3, taken from the checkpoints.
-    let config = DatasetKind::Mnist.architecture();
+    let config = advlab::models::ClassifierConfig::for_dataset(DatasetKind::Mnist);
     for p in [&after2, &ckpt] {
         snapshots.push(advlab::train::load_checkpoint(p, &config, &d, &d).unwrap().model);
     }

@@ -6,7 +6,7 @@
 //! keeping the smallest-L2 successful example.
 
 use super::losses::{from_tanh_space, margin_loss, to_tanh_space};
-use super::{finish, l2_squared, per_image_mask, progress_report, succeeded, AttackOutput, AttackTarget, Goal, Observer};
+use super::{finish, goal_met, l2_squared, per_image_mask, progress_report, succeeded, AttackOutput, AttackTarget, Goal, Observer};
 use crate::inference::read_f32;
 use burn::prelude::*;
 
@@ -183,13 +183,17 @@ pub async fn cw_l2_from<O: Observer>(
             let wg = w.clone().autodiff().require_grad();
             let x = from_tanh_space(wg.clone() + timg.clone());
             let l2 = l2_squared(x.clone(), reference.clone());
-            let f = target.attack_loss(x.clone(), &|logits| margin_loss(logits, onehot.clone(), targeted, params.confidence));
+            let (f, verdict) = target.attack_loss_and_verdict(x.clone(), &|logits| margin_loss(logits, onehot.clone(), targeted, params.confidence));
             let loss = l2.clone().sum() + (f * c.clone()).sum();
             let grads = loss.backward();
             let g = wg.grad(&grads).expect("the perturbation requires a gradient").inner();
             // Judge the iterate the loss was computed on (as the reference does), then step.
             let (x, l2, loss) = (x.inner(), l2.inner(), loss.inner());
-            let success = succeeded(target, x.clone(), onehot.clone(), targeted, params.confidence);
+            // Where the loss's logits are the verdict, no second forward pass (issue 12).
+            let success = match verdict {
+                Some(logits) => goal_met(logits.inner(), onehot.clone(), targeted, params.confidence),
+                None => succeeded(target, x.clone(), onehot.clone(), targeted, params.confidence),
+            };
             let improved = success.clone().bool_and(l2.clone().lower(best_l2.clone()));
             best_l2 = best_l2.mask_where(improved.clone(), l2);
             best_img = best_img.clone().mask_where(per_image_mask(improved, &best_img), x.clone());

@@ -25,20 +25,24 @@ impl Default for PgdParams {
     }
 }
 
-/// The gradient of the attack's loss with respect to the input: cross-entropy of the class of
-/// interest, on every view the system classifies (plus a detector's penalty).
-fn input_gradient(target: &dyn AttackTarget, x: Tensor<4>, onehot: Tensor<2>) -> (Tensor<4>, Tensor<1>) {
+/// The gradient of the attack's objective (minimised, see [`crate::target`]) with respect to
+/// the input: the cross-entropy of the target (targeted) or minus that of the true class
+/// (untargeted), on every view the system classifies, plus the detectors' penalties, which a
+/// step against the gradient therefore lowers.
+fn input_gradient(target: &dyn AttackTarget, x: Tensor<4>, onehot: Tensor<2>, targeted: bool) -> (Tensor<4>, Tensor<1>) {
     let xg = x.autodiff().require_grad();
-    let loss = target.attack_loss(xg.clone(), &|logits| cross_entropy(logits, onehot.clone()));
+    let sign = if targeted { 1.0 } else { -1.0 };
+    let loss = target.attack_loss(xg.clone(), &|logits| cross_entropy(logits, onehot.clone()).mul_scalar(sign));
     let total = loss.clone().sum();
     let grads = total.backward();
     let g = xg.grad(&grads).expect("the input requires a gradient");
     (g.inner(), total.detach().inner())
 }
 
-/// Sign-gradient steps, each projected back onto the epsilon ball around the image and onto
-/// [0, 1]. Untargeted steps climb the loss of the true class, targeted steps descend the loss
-/// of the target.
+/// Sign-gradient steps against the gradient of the objective, each projected back onto the
+/// epsilon ball around the image and onto [0, 1]: untargeted steps climb the cross-entropy of
+/// the true class, targeted steps descend that of the target, and both descend a detector's
+/// penalty.
 #[allow(clippy::too_many_arguments)]
 pub async fn sign_gradient_attack<O: Observer>(
     target: &dyn AttackTarget,
@@ -52,7 +56,6 @@ pub async fn sign_gradient_attack<O: Observer>(
 ) -> Result<AttackOutput, String> {
     let device = images.device();
     let onehot = goal.onehot(&device);
-    let direction = if goal.is_targeted() { -1.0 } else { 1.0 };
     let project = |x: Tensor<4>| {
         let lo = images.clone().sub_scalar(epsilon);
         let hi = images.clone().add_scalar(epsilon);
@@ -65,8 +68,8 @@ pub async fn sign_gradient_attack<O: Observer>(
     };
     let mut cancelled = false;
     for step in 0..steps {
-        let (g, loss) = input_gradient(target, x.clone(), onehot.clone());
-        x = project(x + g.sign().mul_scalar(direction * step_size));
+        let (g, loss) = input_gradient(target, x.clone(), onehot.clone(), goal.is_targeted());
+        x = project(x - g.sign().mul_scalar(step_size));
         if observer.due(step + 1) {
             let success = succeeded(target, x.clone(), onehot.clone(), goal.is_targeted(), 0.0);
             let l2 = super::l2_squared(x.clone(), images.clone());

@@ -2,7 +2,7 @@
 //! written once on burn's runtime `Device` (native flex, WebGPU or Flex in the browser).
 //!
 //! An attack minimises an objective built from differentiable pieces ([`AttackTarget::logits`],
-//! [`AttackTarget::attack_loss`]) and judges every candidate with the complete, possibly
+//! [`AttackTarget::attack_loss`], see [`crate::target`] for the one sign convention) and judges every candidate with the complete, possibly
 //! non-differentiable system ([`AttackTarget::system_logits`], [`AttackTarget::system_flags`]).
 //! The adaptive attacks of He et al. plug in by implementing [`AttackTarget`] for a defense:
 //! a substitute for what has no gradient, the real thing for the verdict.
@@ -13,49 +13,15 @@
 pub mod cw;
 pub mod gradient;
 pub mod losses;
+pub mod spec;
 
 use crate::inference::read_f32;
-use crate::models::Classifier;
 use burn::prelude::*;
 
+pub use crate::target::{AttackTarget, ModelTarget};
 pub use cw::CwParams;
 pub use gradient::{FgsmParams, PgdParams};
-
-/// What an attack works against.
-pub trait AttackTarget {
-    /// Differentiable logits of the attacked classifier (input on an autodiff device).
-    fn logits(&self, x: Tensor<4>) -> Tensor<2>;
-    /// The attack's differentiable objective on the system, per image, given `term`, the loss
-    /// of one set of logits (C&W's margin, cross-entropy). A bare model: `term(logits(x))`. A
-    /// defense adds what its verdict depends on (He et al.): terms for the other views it
-    /// classifies, and a penalty that reaches zero when a detector stays quiet.
-    fn attack_loss(&self, x: Tensor<4>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1> {
-        term(self.logits(x))
-    }
-    /// Logits of the complete system, as deployed (may round, smooth, ...; no gradient needed).
-    fn system_logits(&self, x: Tensor<4>) -> Tensor<2>;
-    /// Which images the system flags as adversarial; `None` when it has no detector.
-    fn system_flags(&self, _x: Tensor<4>) -> Option<Tensor<1, Bool>> {
-        None
-    }
-}
-
-/// A bare classifier: the same network for gradients and for the verdict.
-pub struct ModelTarget<'a> {
-    /// On an autodiff device, frozen (gradients flow to the input only, dropout off).
-    pub grad_model: &'a Classifier,
-    /// On the plain device, for verdicts.
-    pub model: &'a Classifier,
-}
-
-impl AttackTarget for ModelTarget<'_> {
-    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.grad_model.forward(x)
-    }
-    fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.model.forward(x)
-    }
-}
+pub use spec::{AttackOptions, AttackSpec};
 
 /// Untargeted (move away from the true label) or targeted (reach a chosen class), per image.
 #[derive(Debug, Clone)]
@@ -90,12 +56,7 @@ impl Goal {
     /// One-hot rows of the classes of interest, built on the host (burn's `one_hot` reads back
     /// synchronously, which WebGPU forbids).
     pub fn onehot(&self, device: &Device) -> Tensor<2> {
-        let ys = self.classes_of_interest();
-        let mut v = vec![0f32; ys.len() * self.classes];
-        for (i, &y) in ys.iter().enumerate() {
-            v[i * self.classes + y] = 1.0;
-        }
-        Tensor::from_data(TensorData::new(v, [ys.len(), self.classes]), device)
+        crate::inference::onehot(self.classes_of_interest(), self.classes, device)
     }
 }
 
@@ -172,6 +133,33 @@ impl AttackOutput {
         self.cancelled |= other.cancelled;
     }
 
+    /// Outputs of several batches, one after the other.
+    pub fn concat(parts: Vec<AttackOutput>) -> AttackOutput {
+        let mut all = AttackOutput { images: vec![], success: vec![], l2: vec![], linf: vec![], predicted: vec![], cancelled: false };
+        for p in parts {
+            all.images.extend(p.images);
+            all.success.extend(p.success);
+            all.l2.extend(p.l2);
+            all.linf.extend(p.linf);
+            all.predicted.extend(p.predicted);
+            all.cancelled |= p.cancelled;
+        }
+        all
+    }
+
+    /// Some of the images, in the order given.
+    pub fn select(&self, positions: &[usize]) -> AttackOutput {
+        let size = self.images.len() / self.success.len().max(1);
+        AttackOutput {
+            images: positions.iter().flat_map(|&i| self.images[i * size..(i + 1) * size].iter().copied()).collect(),
+            success: positions.iter().map(|&i| self.success[i]).collect(),
+            l2: positions.iter().map(|&i| self.l2[i]).collect(),
+            linf: positions.iter().map(|&i| self.linf[i]).collect(),
+            predicted: positions.iter().map(|&i| self.predicted[i]).collect(),
+            cancelled: self.cancelled,
+        }
+    }
+
     pub fn success_rate(&self) -> f64 {
         self.success.iter().filter(|s| **s).count() as f64 / self.success.len().max(1) as f64
     }
@@ -204,18 +192,22 @@ pub fn per_image_mask(mask: Tensor<1, Bool>, like: &Tensor<4>) -> Tensor<4, Bool
 /// stay quiet? (Carlini & Wagner's `compare`: the class of interest's logit is moved by
 /// kappa before the argmax.)
 pub fn succeeded(target: &dyn AttackTarget, x: Tensor<4>, goal_onehot: Tensor<2>, targeted: bool, confidence: f32) -> Tensor<1, Bool> {
-    let logits = target.system_logits(x.clone());
+    let ok = goal_met(target.system_logits(x.clone()), goal_onehot, targeted, confidence);
+    match target.system_flags(x) {
+        Some(flags) => ok.bool_and(flags.bool_not()),
+        None => ok,
+    }
+}
+
+/// Whether logits do what the goal asks, with a margin of `confidence` (no detector involved).
+pub fn goal_met(logits: Tensor<2>, goal_onehot: Tensor<2>, targeted: bool, confidence: f32) -> Tensor<1, Bool> {
     let n = logits.dims()[0];
     let shift = if targeted { -confidence } else { confidence };
     let scored = logits + goal_onehot.clone().mul_scalar(shift);
     let pred = scored.argmax(1).reshape([n]);
     let y = goal_onehot.argmax(1).reshape([n]);
     let hit = pred.equal(y);
-    let ok = if targeted { hit } else { hit.bool_not() };
-    match target.system_flags(x) {
-        Some(flags) => ok.bool_and(flags.bool_not()),
-        None => ok,
-    }
+    if targeted { hit } else { hit.bool_not() }
 }
 
 /// Reads the final images and per-image figures in one go and builds the output; failed

@@ -1,11 +1,9 @@
 //! The work behind each `lab` subcommand; everything numeric lives in the library.
 
-use advlab::attacks::{Goal, ModelTarget, Observer, Progress};
-use advlab::defenses::squeeze::{detector_score, threshold_for_rate};
-use advlab::defenses::{defended_system, SqueezeConfig};
 use advlab::data::{load_splits, Dataset};
-use advlab::evaluate::{first_correct, random_targets, rounded_success, run_against, summarise, AttackOptions, AttackRecord, AttackSpec};
+use advlab::defenses::squeeze::calibrate;
 use advlab::inference;
+use advlab::records::{parse_records, report_markdown};
 use advlab::models::{load_model, Classifier, DatasetKind, ModelManifest};
 use advlab::preprocess;
 use advlab::samples::SamplePack;
@@ -28,7 +26,7 @@ pub fn device() -> Device {
     Device::flex()
 }
 
-fn dataset(name: &str) -> Result<DatasetKind, String> {
+pub fn dataset(name: &str) -> Result<DatasetKind, String> {
     DatasetKind::parse(name)
 }
 
@@ -161,8 +159,8 @@ pub fn decode_image_file(path: &Path) -> Result<(Vec<u8>, usize, usize), String>
 
 pub fn predict(name: &str, sample: Option<usize>, image: Option<PathBuf>, json: bool, models: &Path) -> Res {
     let kind = dataset(name)?;
-    let device = device();
-    let (manifest, model) = committed_model(kind, models, &device)?;
+    let engine = super::attack::engine_for(kind, models)?;
+    let manifest = &engine.generalist(kind)?.manifest;
     let (pixels, label) = match (sample, image) {
         (Some(i), None) => {
             let (_, data) = sample_pack(kind, models)?;
@@ -177,8 +175,7 @@ pub fn predict(name: &str, sample: Option<usize>, image: Option<PathBuf>, json: 
         }
         _ => return Err("give exactly one of --sample N or --image FILE".into()),
     };
-    let x = inference::to_tensor(&pixels, kind.shape(), &device);
-    let probs = pollster::block_on(inference::probabilities(&model, x))?;
+    let probs = pollster::block_on(engine.predict(kind, &pixels))?;
     let predicted = inference::argmax_rows(&probs, probs.len())[0];
     if json {
         println!("{}", serde_json::json!({ "label": label, "predicted": predicted, "class": manifest.classes[predicted], "probabilities": probs }));
@@ -216,7 +213,7 @@ pub fn eval(name: &str, data: Option<PathBuf>, models: &Path, limit: Option<usiz
 pub fn bench(name: &str, batch: usize, iterations: usize) -> Res {
     let kind = dataset(name)?;
     let device = device();
-    let config = kind.architecture();
+    let config = advlab::models::ClassifierConfig::for_dataset(kind);
     let shape = kind.shape();
     let pixels: Vec<f32> = (0..batch * shape.len()).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
     let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
@@ -244,162 +241,6 @@ pub fn bench(name: &str, batch: usize, iterations: usize) -> Res {
     Ok(())
 }
 
-#[derive(clap::Args)]
-pub struct AttackArgs {
-    #[arg(long, default_value = "mnist")]
-    pub dataset: String,
-    /// cw, fgsm or pgd
-    #[arg(long, default_value = "cw")]
-    pub attack: String,
-    /// Number of correctly classified test images to attack
-    #[arg(long, default_value_t = 100)]
-    pub count: usize,
-    /// Aim at a random other class per image (seeded) instead of any wrong class
-    #[arg(long)]
-    pub targeted: bool,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    #[command(flatten)]
-    pub options: AttackOptions,
-    /// Images attacked together
-    #[arg(long, default_value_t = 100)]
-    pub batch_size: usize,
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long, default_value = "models")]
-    pub models: PathBuf,
-    /// Write each adversarial example as a PNG into this folder
-    #[arg(long)]
-    pub png: Option<PathBuf>,
-    /// Append the record to this JSON-lines file
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Attack a defended system: none, bit-depth, median or detector; several, comma-separated,
-    /// share one non-adaptive attack on the bare model (each judges it) and get a record each
-    #[arg(long, default_value = "none")]
-    pub defense: String,
-    /// Aim at the defense itself (He et al.'s adaptive attack) instead of the bare model
-    #[arg(long)]
-    pub adaptive: bool,
-}
-
-/// A progress bar for attacks: a line every few steps.
-struct Bar {
-    label: String,
-    every: usize,
-}
-
-impl Observer for Bar {
-    fn due(&mut self, step: usize) -> bool {
-        step % self.every == 0
-    }
-    async fn report(&mut self, p: Progress) -> bool {
-        let frac = p.step as f64 / p.total_steps.max(1) as f64;
-        let filled = (frac * 30.0) as usize;
-        eprint!(
-            "\r{} [{}{}] step {}/{} round {} loss {:.4} L2 {:.3} best {:.3} adversarial {}   ",
-            self.label,
-            "#".repeat(filled.min(30)),
-            "-".repeat(30 - filled.min(30)),
-            p.step,
-            p.total_steps,
-            p.round,
-            p.loss,
-            p.l2,
-            p.best_l2,
-            p.successes
-        );
-        let _ = std::io::stderr().flush();
-        true
-    }
-}
-
-pub fn attack(a: AttackArgs) -> Res {
-    let kind = dataset(&a.dataset)?;
-    let spec = AttackSpec::build(&a.attack, &a.options)?;
-    let device = device();
-    let (manifest, model) = committed_model(kind, &a.models, &device)?;
-    let ad = device.clone().autodiff();
-    let (_, grad_model) = committed_model(kind, &a.models, &ad)?;
-    let grad_model = grad_model.freeze();
-    let test = match load_splits(kind, &data_dir(kind, a.data.clone())) {
-        Ok(s) => s.test,
-        Err(e) => {
-            eprintln!("{e}; using the sample pack instead");
-            sample_pack(kind, &a.models)?.1
-        }
-    };
-    let chosen = pollster::block_on(first_correct(&model, &test, a.count, &device))?;
-    eprintln!("{}: attacking the first {} correctly classified test images with {}", kind.name(), chosen.len(), spec.name());
-    // Several defenses at once (comma-separated): a non-adaptive attack is made once on the bare
-    // model and judged by each; an adaptive one runs against each system in turn.
-    let defenses: Vec<&str> = a.defense.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
-    let squeeze = if defenses.iter().all(|d| *d == "none") { None } else { Some(squeeze_config(kind, &a.models, &manifest)?) };
-    let systems = defenses.iter().map(|d| defended_system(d, squeeze.as_ref(), &grad_model, &model)).collect::<Result<Vec<_>, _>>()?;
-    let bare = ModelTarget { grad_model: &grad_model, model: &model };
-    let start = Instant::now();
-    let mut outputs: Vec<Vec<advlab::attacks::AttackOutput>> = vec![Vec::new(); systems.len()];
-    let mut rounded: Vec<Vec<bool>> = vec![Vec::new(); systems.len()];
-    let mut seconds = vec![0.0; systems.len()];
-    for (b, batch) in chosen.chunks(a.batch_size).enumerate() {
-        let sub = Dataset {
-            shape: test.shape,
-            images: batch.iter().flat_map(|&i| test.image(i).to_vec()).collect(),
-            labels: batch.iter().map(|&i| test.labels[i]).collect(),
-        };
-        let labels: Vec<usize> = sub.labels.iter().map(|&l| l as usize).collect();
-        let goal = if a.targeted {
-            let targets = random_targets(&labels, 10, a.seed.wrapping_add(b as u64));
-            Goal::targeted(labels, targets, 10)
-        } else {
-            Goal::untargeted(labels, 10)
-        };
-        let x = inference::dataset_tensor(&sub, 0, sub.len(), &device);
-        let mut bar = Bar { label: format!("batch {}", b + 1), every: 50 };
-        let targets: Vec<&dyn advlab::attacks::AttackTarget> = systems.iter().map(|s| s.as_ref()).collect();
-        let against = pollster::block_on(run_against(&spec, &targets, &bare, a.adaptive, x, &goal, test.shape, &mut bar))?;
-        eprintln!();
-        for (k, (out, secs)) in against.judged.into_iter().zip(against.seconds).enumerate() {
-            rounded[k].extend(pollster::block_on(rounded_success(systems[k].as_ref(), &out, &goal, test.shape, &device))?);
-            seconds[k] += secs;
-            outputs[k].push(out);
-        }
-    }
-    eprintln!("{:.0} s in all", start.elapsed().as_secs_f64());
-    for (k, defense) in defenses.iter().enumerate() {
-        let system = match *defense {
-            "none" => manifest.weights.clone(),
-            d => format!("{} + {d} ({})", manifest.weights, if a.adaptive { "adaptive attack" } else { "attack on the bare model" }),
-        };
-        let record = summarise(kind.name(), &system, defense, a.adaptive, &spec, a.targeted, &outputs[k], &rounded[k], seconds[k]);
-        println!("{} on {} [{}] ({}), {} images:", spec.name(), kind.name(), system, if a.targeted { "targeted, random other class" } else { "untargeted" }, record.images);
-        println!("  success rate          {:.1}%", 100.0 * record.success_rate);
-        println!("  mean L2               {:.4}", record.mean_l2);
-        println!("  median L2             {:.4}", record.median_l2);
-        println!("  mean L-inf            {:.4}", record.mean_linf);
-        println!("  adversarial as 8-bit  {:.1}%", 100.0 * record.rounded_success_rate);
-        println!("  time                  {:.1} s", record.seconds);
-        if let Some(dir) = &a.png {
-            let dir = if defenses.len() > 1 { dir.join(defense) } else { dir.clone() };
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let n = test.shape.len();
-            let outs = outputs[k].iter().flat_map(|o| (0..o.success.len()).map(move |j| (o, j)));
-            for (&i, (o, j)) in chosen.iter().zip(outs) {
-                if o.success[j] {
-                    let path = dir.join(format!("{i:05}-label{}-adv{}.png", test.labels[i], o.predicted[j]));
-                    write_png(&path, &o.images[j * n..(j + 1) * n], test.shape)?;
-                }
-            }
-            eprintln!("wrote the adversarial examples to {}", dir.display());
-        }
-        if let Some(path) = &a.json {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            writeln!(f, "{}", serde_json::to_string(&record).unwrap()).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
-}
-
 pub fn write_png(path: &Path, pixels: &[f32], shape: advlab::data::ImageShape) -> Res {
     let rgba = preprocess::to_rgba(pixels, shape);
     let img = image::RgbaImage::from_raw(shape.width as u32, shape.height as u32, rgba).ok_or("bad image size")?;
@@ -408,144 +249,8 @@ pub fn write_png(path: &Path, pixels: &[f32], shape: advlab::data::ImageShape) -
 
 pub fn report(records: &Path) -> Res {
     let text = std::fs::read_to_string(records).map_err(|e| format!("{}: {e}", records.display()))?;
-    let mut all = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let r: AttackRecord = serde_json::from_str(line).map_err(|e| format!("{}:{}: not an attack record: {e}", records.display(), i + 1))?;
-        all.push(r);
-    }
-    print!("{}", report_markdown(&all));
+    print!("{}", report_markdown(&parse_records(&text, &records.display().to_string())?));
     Ok(())
-}
-
-/// The records as Markdown: every run, then the adaptive attacks next to the bare model.
-/// A Markdown table: a header row, its rule, and one row per entry.
-fn markdown_table(columns: &[&str], rows: &[Vec<String>]) -> String {
-    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
-    let mut md = line(&columns.iter().map(|c| c.to_string()).collect::<Vec<_>>());
-    md += &format!("|{}|\n", vec!["---"; columns.len()].join("|"));
-    for r in rows {
-        md += &line(r);
-    }
-    md
-}
-
-pub fn report_markdown(all: &[AttackRecord]) -> String {
-    let dist = |v: f64| if v.is_finite() { format!("{v:.3}") } else { "-".into() };
-    let pct = |v: f64| format!("{:.0}%", 100.0 * v);
-    let goal = |t: bool| if t { "targeted (random other class)" } else { "untargeted" }.to_string();
-    let rows: Vec<Vec<String>> = all
-        .iter()
-        .map(|r| {
-            vec![
-                r.dataset.clone(),
-                r.model.clone(),
-                r.attack.name(),
-                goal(r.targeted),
-                r.images.to_string(),
-                pct(r.success_rate),
-                dist(r.mean_l2),
-                dist(r.median_l2),
-                dist(r.mean_linf),
-                pct(r.rounded_success_rate),
-                format!("{:.0} s", r.seconds),
-            ]
-        })
-        .collect();
-    let mut md = markdown_table(
-        &["data set", "system", "attack", "goal", "images", "success", "mean L2", "median L2", "mean L-inf", "still adversarial as 8-bit PNG", "time"],
-        &rows,
-    );
-    let adaptive: Vec<&AttackRecord> = all.iter().filter(|r| r.adaptive).collect();
-    if adaptive.is_empty() {
-        return md;
-    }
-    let rows: Vec<Vec<String>> = adaptive
-        .iter()
-        .map(|r| {
-            // The baseline: the same attack and goal on the bare model, with the same budget when
-            // there is such a run (restarts aside: they only rerun failures), else the last one.
-            let bare: Vec<&AttackRecord> = all
-                .iter()
-                .filter(|b| b.dataset == r.dataset && b.defense == "none" && b.targeted == r.targeted && std::mem::discriminant(&b.attack) == std::mem::discriminant(&r.attack))
-                .collect();
-            let base = bare.iter().rev().find(|b| same_budget(&b.attack, &r.attack)).or(bare.last());
-            let (base_l2, change) = match base {
-                Some(b) if b.mean_l2.is_finite() && r.mean_l2.is_finite() => (dist(b.mean_l2), format!("{:+.0}%", 100.0 * (r.mean_l2 / b.mean_l2 - 1.0))),
-                Some(b) => (dist(b.mean_l2), "-".into()),
-                None => ("-".into(), "-".into()),
-            };
-            // An ensemble against the strongest of its parts (the one that took the largest mean
-            // L2 to break adaptively), as He et al. compare them.
-            let part = all
-                .iter()
-                .filter(|p| p.dataset == r.dataset && p.adaptive && p.targeted == r.targeted && ensemble_parts(&r.defense).contains(&p.defense.as_str()) && p.mean_l2.is_finite())
-                .max_by(|a, b| a.mean_l2.total_cmp(&b.mean_l2));
-            let (part_l2, part_change) = match part {
-                Some(p) if r.mean_l2.is_finite() => (format!("{} ({})", dist(p.mean_l2), p.defense), format!("{:+.0}%", 100.0 * (r.mean_l2 / p.mean_l2 - 1.0))),
-                _ => ("-".into(), "-".into()),
-            };
-            vec![
-                r.dataset.clone(),
-                r.defense.clone(),
-                r.attack.name(),
-                goal(r.targeted),
-                r.images.to_string(),
-                pct(r.success_rate),
-                dist(r.mean_l2),
-                base_l2,
-                change,
-                part_l2,
-                part_change,
-                paper_figure(&r.dataset, &r.defense).to_string(),
-            ]
-        })
-        .collect();
-    md += "\n### Adaptive attacks (He et al.) next to the same attack on the bare model\n\n";
-    md += &markdown_table(
-        &["data set", "defense", "attack", "goal", "images", "success", "mean L2", "bare model's mean L2", "change", "strongest part's mean L2", "change", "He et al."],
-        &rows,
-    );
-    md
-}
-
-/// The defenses an ensemble is made of: Xu et al.'s detector combines the bit-depth and the
-/// median squeezers.
-fn ensemble_parts(defense: &str) -> &'static [&'static str] {
-    match defense {
-        "detector" => &["bit-depth", "median"],
-        _ => &[],
-    }
-}
-
-fn same_budget(a: &AttackSpec, b: &AttackSpec) -> bool {
-    match (a, b) {
-        (AttackSpec::Cw(a), AttackSpec::Cw(b)) => {
-            (a.steps, a.binary_search_steps, a.initial_const, a.learning_rate, a.confidence) == (b.steps, b.binary_search_steps, b.initial_const, b.learning_rate, b.confidence)
-        }
-        (a, b) => a.name() == b.name(),
-    }
-}
-
-/// What He et al. (2017) report for the feature-squeezing case study: adaptive attacks succeed
-/// on 99-100%; breaking the ensemble takes +23% (MNIST) and -36% (CIFAR-10) mean L2 relative to
-/// its parts.
-fn paper_figure(dataset: &str, defense: &str) -> &'static str {
-    match (dataset, defense) {
-        ("mnist", "detector") => "99-100%, L2 +23%",
-        ("cifar10", "detector") => "99-100%, L2 -36%",
-        (_, "bit-depth" | "median") => "99-100%",
-        _ => "",
-    }
-}
-
-/// The committed detector configuration of a data set, refused when it was calibrated on other
-/// weights than the model in `manifest`.
-pub fn squeeze_config(kind: DatasetKind, models: &Path, manifest: &ModelManifest) -> Result<SqueezeConfig, String> {
-    let path = models.join(format!("{}-squeeze.json", kind.name()));
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (calibrate it first: lab defend {})", path.display(), kind.name()))?;
-    let config: SqueezeConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    config.check_model(&manifest.sha256).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(config)
 }
 
 pub fn defend(name: &str, data: Option<PathBuf>, models: &Path, calibration: usize) -> Res {
@@ -557,21 +262,7 @@ pub fn defend(name: &str, data: Option<PathBuf>, models: &Path, calibration: usi
     // one half sets the threshold, the other checks the false-positive rate it gives.
     let start = 1000.min(test.len());
     let held = test.slice(start, start + 2 * calibration);
-    let half = held.len() / 2;
-    let (squeezers, bit_depth, median) = SqueezeConfig::squeezers_for(kind);
-    let scores = |d: &Dataset| -> Result<Vec<f32>, String> {
-        let mut out = Vec::new();
-        for s in (0..d.len()).step_by(200) {
-            let x = inference::dataset_tensor(d, s, (s + 200).min(d.len()), &device);
-            out.extend(pollster::block_on(inference::read_f32(detector_score(&model, x, &squeezers)))?);
-        }
-        Ok(out)
-    };
-    let fit = scores(&held.slice(0, half))?;
-    let check = scores(&held.slice(half, held.len()))?;
-    let threshold = threshold_for_rate(&fit, 0.05);
-    let fpr = check.iter().filter(|s| **s > threshold).count() as f64 / check.len().max(1) as f64;
-    let config = SqueezeConfig { dataset: kind, squeezers, threshold, false_positive_rate: fpr, calibration_images: fit.len(), bit_depth, median, model_sha256: manifest.sha256.clone() };
+    let config = pollster::block_on(calibrate(&model, &manifest.sha256, kind, &held, &device))?;
     // Benign accuracy of each defense on the whole test set.
     let accuracy = |squeezer: Option<advlab::squeezers::Squeezer>| -> Result<f64, String> {
         let mut correct = 0;
@@ -587,8 +278,9 @@ pub fn defend(name: &str, data: Option<PathBuf>, models: &Path, calibration: usi
         Ok(correct as f64 / test.len() as f64)
     };
     println!("{}: detector {} threshold {:.5} (5% of {} benign images flagged; {:.1}% of {} others)",
-        kind.name(), config.squeezers.iter().map(|s| s.name()).collect::<Vec<_>>().join(" + "), threshold, fit.len(), 100.0 * fpr, check.len());
-    println!("  benign accuracy: bare {:.4}, {} {:.4}, {} {:.4}", accuracy(None)?, bit_depth.name(), accuracy(Some(bit_depth))?, median.name(), accuracy(Some(median))?);
+        kind.name(), config.squeezers.iter().map(|s| s.name()).collect::<Vec<_>>().join(" + "), config.threshold, config.calibration_images,
+        100.0 * config.false_positive_rate, held.len() - config.calibration_images);
+    println!("  benign accuracy: bare {:.4}, {} {:.4}, {} {:.4}", accuracy(None)?, config.bit_depth.name(), accuracy(Some(config.bit_depth))?, config.median.name(), accuracy(Some(config.median))?);
     let path = models.join(format!("{}-squeeze.json", kind.name()));
     std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap() + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());

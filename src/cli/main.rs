@@ -1,5 +1,6 @@
 //! `lab`: the native command line of the lab (training, prediction, evaluation, benchmarks).
 
+mod attack;
 mod commands;
 
 use clap::{Parser, Subcommand};
@@ -87,7 +88,7 @@ enum Command {
         limit: Option<usize>,
     },
     /// Attack the first N correctly classified test images and report success and distortion.
-    Attack(commands::AttackArgs),
+    Attack(attack::AttackArgs),
     /// Calibrate the feature-squeezing detector (5% false positives on held-out benign test
     /// images), measure the defenses' benign accuracy, write models/<dataset>-squeeze.json.
     Defend {
@@ -124,7 +125,7 @@ fn main() {
         Command::Samples { dataset, data, count, models } => commands::samples(&dataset, data, count, &models),
         Command::Predict { dataset, sample, image, json, models } => commands::predict(&dataset, sample, image, json, &models),
         Command::Eval { dataset, data, models, limit } => commands::eval(&dataset, data, &models, limit),
-        Command::Attack(args) => commands::attack(args),
+        Command::Attack(args) => attack::attack(args),
         Command::Defend { dataset, data, models, calibration } => commands::defend(&dataset, data, &models, calibration),
         Command::Report { records } => commands::report(&records),
         Command::Bench { dataset, batch_size, iterations } => commands::bench(&dataset, batch_size, iterations),

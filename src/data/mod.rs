@@ -82,6 +82,15 @@ impl Dataset {
             labels: self.labels[start..end].to_vec(),
         }
     }
+
+    /// The images at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            shape: self.shape,
+            images: indices.iter().flat_map(|&i| self.image(i).iter().copied()).collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
 }
 
 /// A training split and a test split.
@@ -131,15 +140,57 @@ pub fn read_maybe_gz(path: &std::path::Path) -> Result<Vec<u8>, DataError> {
 /// Finds the two splits of a named data set under `root` (`mnist` or `cifar10`), in any of the
 /// supported layouts.
 #[cfg(not(target_family = "wasm"))]
-pub fn load_splits(dataset: crate::models::DatasetKind, root: &std::path::Path) -> Result<Splits, DataError> {
+pub fn load_splits(dataset: DatasetKind, root: &std::path::Path) -> Result<Splits, DataError> {
     match dataset {
-        crate::models::DatasetKind::Mnist => mnist::load_dir(root),
-        crate::models::DatasetKind::Cifar10 => {
+        DatasetKind::Mnist => mnist::load_dir(root),
+        DatasetKind::Cifar10 => {
             if cifar::looks_like_binary_dir(root) {
                 cifar::load_dir(root)
             } else {
-                folder::load_splits(root, &crate::models::DatasetKind::Cifar10.class_names(), ImageShape::CIFAR10)
+                folder::load_splits(root, &DatasetKind::Cifar10.class_names(), ImageShape::CIFAR10)
             }
         }
     }
 }
+
+/// The two data sets of the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    Mnist,
+    Cifar10,
+}
+
+impl DatasetKind {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "mnist" => Ok(DatasetKind::Mnist),
+            "cifar10" | "cifar" => Ok(DatasetKind::Cifar10),
+            other => Err(format!("unknown data set '{other}' (expected mnist or cifar10)")),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::Cifar10 => "cifar10",
+        }
+    }
+
+    pub fn shape(&self) -> ImageShape {
+        match self {
+            DatasetKind::Mnist => ImageShape::MNIST,
+            DatasetKind::Cifar10 => ImageShape::CIFAR10,
+        }
+    }
+
+    pub fn class_names(&self) -> Vec<&'static str> {
+        match self {
+            DatasetKind::Mnist => vec!["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetKind::Cifar10 => {
+                vec!["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+            }
+        }
+    }
+}
+

@@ -1,29 +1,13 @@
 //! Feature squeezing (Xu, Evans & Qi, 2018) as a preprocessing defense and as a detector, and
 //! the adaptive attacks of He et al. (2017) against both.
 
-use crate::attacks::AttackTarget;
+use crate::data::Dataset;
+use crate::inference::{self, argmax_rows, read_f32};
 use crate::models::{Classifier, DatasetKind};
+use crate::target::Detector;
 use crate::squeezers::Squeezer;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-
-/// A classifier behind a squeezer: the system classifies `squeeze(x)`.
-pub struct Preprocessed<'a> {
-    pub squeezer: Squeezer,
-    /// Frozen, on an autodiff device.
-    pub grad_model: &'a Classifier,
-    pub model: &'a Classifier,
-}
-
-impl AttackTarget for Preprocessed<'_> {
-    /// Through the squeezer (its straight-through substitute for the rounding).
-    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.grad_model.forward(self.squeezer.apply_for_gradient(x))
-    }
-    fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.model.forward(self.squeezer.apply(x))
-    }
-}
 
 /// The detector's configuration for a data set: the squeezers and the threshold on the largest
 /// L1 distance between softmax outputs, chosen so that 5% of benign held-out images are flagged.
@@ -112,55 +96,141 @@ pub fn threshold_for_rate(scores: &[f32], rate: f64) -> f32 {
     s[idx]
 }
 
-/// The classifier guarded by the detector: the system answers with the model's class unless
-/// the score exceeds the threshold.
-pub struct FeatureSqueezingDetector<'a> {
-    pub config: &'a SqueezeConfig,
+/// Calibrates the detector on benign held-out images: the first half of `held` sets the
+/// threshold at 5% false positives, the second half measures the rate it gives.
+pub async fn calibrate(model: &Classifier, model_sha256: &str, dataset: DatasetKind, held: &Dataset, device: &Device) -> Result<SqueezeConfig, String> {
+    let (squeezers, bit_depth, median) = SqueezeConfig::squeezers_for(dataset);
+    let half = held.len() / 2;
+    let scores = async |d: &Dataset| -> Result<Vec<f32>, String> {
+        let mut out = Vec::with_capacity(d.len());
+        for s in (0..d.len()).step_by(200) {
+            let x = inference::dataset_tensor(d, s, (s + 200).min(d.len()), device);
+            out.extend(read_f32(detector_score(model, x, &squeezers)).await?);
+        }
+        Ok(out)
+    };
+    let fit = scores(&held.slice(0, half)).await?;
+    let check = scores(&held.slice(half, held.len())).await?;
+    if fit.is_empty() {
+        return Err("no held-out images to calibrate on".into());
+    }
+    let threshold = threshold_for_rate(&fit, 0.05);
+    let false_positive_rate = check.iter().filter(|s| **s > threshold).count() as f64 / check.len().max(1) as f64;
+    Ok(SqueezeConfig { dataset, squeezers: squeezers.clone(), threshold, false_positive_rate, calibration_images: fit.len(), bit_depth, median, model_sha256: model_sha256.into() })
+}
+
+/// One squeezed view of an image as the feature-squeezing panel shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SqueezedView {
+    pub name: String,
+    pub predicted: usize,
+    /// L1 distance between the model's softmax on the image and on this view.
+    pub l1: f32,
+    /// Part of the detector's score.
+    pub in_detector: bool,
+    /// The preprocessing defense it is (`bit-depth`, `median`), if any.
+    pub preprocessing: Option<&'static str>,
+    #[serde(skip)]
+    pub image: Vec<f32>,
+    #[serde(skip)]
+    pub probs: Vec<f32>,
+}
+
+/// What the feature-squeezing defenses see for one image: each squeezed view, the detector's
+/// score against its threshold, and the verdict.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SqueezeReport {
+    pub threshold: f32,
+    pub score: f32,
+    pub flagged: bool,
+    pub predicted: usize,
+    #[serde(skip)]
+    pub probs: Vec<f32>,
+    pub views: Vec<SqueezedView>,
+}
+
+/// The report for one image `x` ([1, c, h, w]).
+pub async fn report(model: &Classifier, config: &SqueezeConfig, x: Tensor<4>) -> Result<SqueezeReport, String> {
+    let probs = inference::probabilities(model, x.clone()).await?;
+    let classes = probs.len();
+    let score = read_f32(detector_score(model, x.clone(), &config.squeezers)).await?[0];
+    let mut squeezers: Vec<Squeezer> = config.squeezers.clone();
+    for s in [config.bit_depth, config.median] {
+        if !squeezers.contains(&s) {
+            squeezers.push(s);
+        }
+    }
+    let mut views = Vec::with_capacity(squeezers.len());
+    for s in squeezers {
+        let sx = s.apply(x.clone());
+        let image = read_f32(sx.clone()).await?;
+        let q = inference::probabilities(model, sx).await?;
+        views.push(SqueezedView {
+            name: s.name(),
+            predicted: argmax_rows(&q, classes)[0],
+            l1: probs.iter().zip(&q).map(|(a, b)| (a - b).abs()).sum(),
+            in_detector: config.squeezers.contains(&s),
+            preprocessing: if s == config.bit_depth { Some("bit-depth") } else if s == config.median { Some("median") } else { None },
+            image,
+            probs: q,
+        });
+    }
+    Ok(SqueezeReport { threshold: config.threshold, score, flagged: score > config.threshold, predicted: argmax_rows(&probs, classes)[0], probs, views })
+}
+
+/// Xu et al.'s detector: flags an image when the largest L1 distance between the model's
+/// softmax on it and on one of its squeezed views exceeds the threshold.
+pub struct SqueezeDetector<'a> {
+    pub squeezers: Vec<Squeezer>,
+    pub threshold: f32,
+    /// Frozen, on an autodiff device (the adaptive penalty).
     pub grad_model: &'a Classifier,
     pub model: &'a Classifier,
 }
 
-impl FeatureSqueezingDetector<'_> {
+impl SqueezeDetector<'_> {
     /// Zero while an L1 distance is a little under the threshold (so that rounding noise does not
     /// push it back over), growing linearly above.
     /// Summed over the squeezers: `l1` is [n, k], the result [n].
     fn hinge(&self, l1: Tensor<2>) -> Tensor<1> {
-        l1.sub_scalar(0.8 * self.config.threshold).clamp_min(0.0).mul_scalar(10.0).sum_dim(1).squeeze_dim(1)
+        l1.sub_scalar(0.8 * self.threshold).clamp_min(0.0).mul_scalar(10.0).sum_dim(1).squeeze_dim(1)
     }
 
     /// The adaptive attack's detector penalty alone (the sum of the hinges), per image.
     pub fn penalty(&self, x: Tensor<4>) -> Tensor<1> {
-        self.hinge(l1_distances(self.grad_model, x, &self.config.squeezers, true))
+        self.hinge(l1_distances(self.grad_model, x, &self.squeezers, true))
     }
 }
 
-impl AttackTarget for FeatureSqueezingDetector<'_> {
-    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.grad_model.forward(x)
+impl Detector for SqueezeDetector<'_> {
+    fn name(&self) -> String {
+        format!("feature squeezing ({})", self.squeezers.iter().map(|s| s.name()).collect::<Vec<_>>().join(" + "))
+    }
+
+    fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    fn score(&self, x: Tensor<4>) -> Tensor<1> {
+        detector_score(self.model, x, &self.squeezers)
     }
 
     /// He et al.: the squeezed views must be fooled as well as the original (then, all being
     /// confident in the same class, their softmaxes agree), plus a hinge on each L1 distance
     /// just under the threshold; differentiated through the squeezers (the rounding by its
     /// substitute).
-    fn attack_loss(&self, x: Tensor<4>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1> {
-        let logits = self.grad_model.forward(x.clone());
-        let p = softmax(logits.clone(), 1);
-        let mut loss = term(logits);
-        let mut l1 = Vec::with_capacity(self.config.squeezers.len());
-        for s in &self.config.squeezers {
+    fn adaptive_loss(&self, x: Tensor<4>, logits: Option<Tensor<2>>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1> {
+        let logits = logits.unwrap_or_else(|| self.grad_model.forward(x.clone()));
+        let p = softmax(logits, 1);
+        let mut loss: Option<Tensor<1>> = None;
+        let mut l1 = Vec::with_capacity(self.squeezers.len());
+        for s in &self.squeezers {
             let squeezed = self.grad_model.forward(s.apply_for_gradient(x.clone()));
             l1.push(l1_to(p.clone(), squeezed.clone()));
-            loss = loss + term(squeezed);
+            let t = term(squeezed);
+            loss = Some(match loss { Some(l) => l + t, None => t });
         }
-        loss + self.hinge(Tensor::cat(l1, 1))
-    }
-
-    fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.model.forward(x)
-    }
-
-    fn system_flags(&self, x: Tensor<4>) -> Option<Tensor<1, Bool>> {
-        Some(detector_score(self.model, x, &self.config.squeezers).greater_elem(self.config.threshold))
+        let hinge = self.hinge(Tensor::cat(l1, 1));
+        match loss { Some(l) => l + hinge, None => hinge }
     }
 }

@@ -78,7 +78,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl ModelManifest {
     pub fn parse(json: &str) -> Result<Self, ModelError> {
         let m: ModelManifest = serde_json::from_str(json).map_err(|e| ModelError::Manifest(e.to_string()))?;
-        if m.config != m.dataset.architecture() {
+        if m.config != ClassifierConfig::for_dataset(m.dataset) {
             return Err(ModelError::Manifest(format!(
                 "architecture {:?} is not the {} classifier this lab knows",
                 m.config,

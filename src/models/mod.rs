@@ -2,8 +2,9 @@
 //! manifest that describes each committed model.
 
 pub mod manifest;
+pub mod set;
 
-use crate::data::ImageShape;
+pub use crate::data::DatasetKind;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
@@ -11,54 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 pub use manifest::{load_model, ModelError, ModelManifest};
-
-/// The two data sets of the paper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetKind {
-    Mnist,
-    Cifar10,
-}
-
-impl DatasetKind {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "mnist" => Ok(DatasetKind::Mnist),
-            "cifar10" | "cifar" => Ok(DatasetKind::Cifar10),
-            other => Err(format!("unknown data set '{other}' (expected mnist or cifar10)")),
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::Cifar10 => "cifar10",
-        }
-    }
-
-    pub fn shape(&self) -> ImageShape {
-        match self {
-            DatasetKind::Mnist => ImageShape::MNIST,
-            DatasetKind::Cifar10 => ImageShape::CIFAR10,
-        }
-    }
-
-    pub fn class_names(&self) -> Vec<&'static str> {
-        match self {
-            DatasetKind::Mnist => vec!["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-            DatasetKind::Cifar10 => {
-                vec!["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-            }
-        }
-    }
-
-    pub fn architecture(&self) -> ClassifierConfig {
-        match self {
-            DatasetKind::Mnist => ClassifierConfig::mnist(),
-            DatasetKind::Cifar10 => ClassifierConfig::cifar10(),
-        }
-    }
-}
+pub use set::{LoadedClassifier, ModelSet};
 
 /// The C&W architecture family: two blocks of two valid 3x3 convolutions + 2x2 max-pool,
 /// then two dense layers with dropout after the first, then the logits.
@@ -77,6 +31,14 @@ pub struct ClassifierConfig {
 }
 
 impl ClassifierConfig {
+    /// The architecture each data set uses.
+    pub fn for_dataset(kind: DatasetKind) -> Self {
+        match kind {
+            DatasetKind::Mnist => ClassifierConfig::mnist(),
+            DatasetKind::Cifar10 => ClassifierConfig::cifar10(),
+        }
+    }
+
     /// MNIST: conv 32, conv 32, pool, conv 64, conv 64, pool, dense 200, dense 200, dense 10.
     pub fn mnist() -> Self {
         ClassifierConfig::new(1, 28, [32, 64], 200)

@@ -121,6 +121,9 @@ async function benchPage(browser, url, consoleLines) {
     if (m.type() === 'error' || m.type() === 'warning') consoleLines.push(`[${m.type()}] ${m.text()}`);
   });
   page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) consoleLines.push(`[http ${r.status()}] ${r.url()}`);
+  });
   await page.goto(`${url}/tests/bench/bench.html${BASELINE_PATH ? `?baseline=${encodeURIComponent(`${BASELINE_PATH}/pkg/advlab.js`)}` : ''}`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
   return { page, context };
@@ -169,7 +172,11 @@ async function fullAttack(browser, url, backend, consoleLines, pagePath = '', en
   await page.click('#samples [data-sample="0"]');
   await page.waitForFunction((n) => Number(document.querySelector('#prediction')?.dataset.seq ?? 0) > n, seq, { timeout: 300_000 });
   await page.selectOption('#attack-type', 'cw');
-  const params = await page.evaluate(() => Object.fromEntries(['#p-steps', '#p-bss', '#p-const', '#p-conf', '#p-lr'].map((s) => [s.slice(3), document.querySelector(s)?.value])));
+  // The form's fields (empty ones leave the engine's own default) and the page's note on the defaults.
+  const params = await page.evaluate(() => ({
+    fields: Object.fromEntries(['#p-steps', '#p-bss', '#p-const', '#p-conf', '#p-lr'].map((s) => [s.slice(3), document.querySelector(s)?.value ?? ''])),
+    note: document.querySelector('#attack-defaults')?.textContent?.trim() ?? '',
+  }));
   const t1 = Date.now();
   await page.click('#attack-start');
   await page.waitForFunction(() => ['done', 'error', 'cancelled'].includes(document.querySelector('#attack-status').dataset.state), null, { timeout: 3_600_000, polling: 100 });
@@ -330,7 +337,9 @@ function report(r) {
       if (f.error) L.push(`| ${f.engine} | ${f.backend} | — | failed: ${f.error} | | | | |`);
       else {
         const planned = /\/\s*(\d+)/.exec(f.progressText)?.[1] ?? '?';
-        L.push(`| ${f.engine} | ${f.backend} | steps ${f.params.steps}, rounds ${f.params.bss}, c ${f.params.const}, lr ${f.params.lr}, κ ${f.params.conf} | ${f.wallSeconds.toFixed(1)} s | ${f.lastReportedStep} / ${planned} | ${f.reports} | ${f.success} | ${Number.isFinite(f.l2) ? f.l2.toFixed(3) : '—'} |`);
+        const p = f.params.fields;
+        const given = p.steps !== '' ? `steps ${p.steps}, rounds ${p.bss}, c ${p.const}, lr ${p.lr}, κ ${p.conf}` : '';
+        L.push(`| ${f.engine} | ${f.backend} | ${given || f.params.note || 'the engine\'s defaults'} | ${f.wallSeconds.toFixed(1)} s | ${f.lastReportedStep} / ${planned} | ${f.reports} | ${f.success} | ${Number.isFinite(f.l2) ? f.l2.toFixed(3) : '—'} |`);
       }
     }
     if (!r.config.fullAttack.includes('webgpu')) {

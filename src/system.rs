@@ -1,0 +1,347 @@
+//! A defended system described as data ([`SystemSpec`]: its classifiers by name, its
+//! preprocessing chain, its detectors with their thresholds and the weights they were
+//! calibrated on, its voting rule), built once against a [`ModelSet`] into a [`DefendedSystem`]
+//! that the attacks aim at and that judges images. The CLI, the page and the attack records all
+//! use the same description, so a record names exactly the system it was measured on.
+//!
+//! How people spell a system (`lab attack --defense`, the page): parts joined by `+`, applied
+//! in the order given: `bit-depth` and `median` (He et al.'s preprocessing defenses, the
+//! squeezers of the data set's calibration file) and `detector` (Xu et al.'s feature-squeezing
+//! detector); `none` is the bare classifier. E.g. `bit-depth+median+detector`. A JSON object
+//! (the serialised [`SystemSpec`]) is accepted too. Detectors look at the input as it arrives,
+//! before preprocessing; the system flags it when any detector does.
+
+use crate::data::DatasetKind;
+use crate::defenses::{SqueezeConfig, SqueezeDetector};
+use crate::inference::{argmax_rows, read_f32};
+use crate::models::{Classifier, ModelSet};
+use crate::squeezers::Squeezer;
+use crate::target::{AttackTarget, Detector};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+/// A classifier of the model set, named, with the sha256 of the weights the system was
+/// described for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClassifierRef {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// A detector with every constant that decides its verdict.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DetectorSpec {
+    /// Xu et al.'s detector: the largest L1 distance between the softmax on the input and on
+    /// each squeezed view, flagged above `threshold`.
+    FeatureSqueezing {
+        squeezers: Vec<Squeezer>,
+        threshold: f32,
+        /// The weights the threshold was calibrated on (a retrained model moves the scores).
+        model_sha256: String,
+        /// Fraction of benign held-out images it flags, and how many set the threshold.
+        false_positive_rate: f64,
+        calibration_images: usize,
+    },
+}
+
+impl DetectorSpec {
+    pub fn threshold(&self) -> f32 {
+        match self {
+            DetectorSpec::FeatureSqueezing { threshold, .. } => *threshold,
+        }
+    }
+}
+
+/// How the classifiers of a system decide (one classifier now; Specialists+1 votes).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteRule {
+    /// The only classifier decides.
+    #[default]
+    Single,
+}
+
+/// A defended system as data.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SystemSpec {
+    pub dataset: DatasetKind,
+    /// How it is spelled (`none`, `bit-depth+detector`, ...).
+    pub name: String,
+    pub classifiers: Vec<ClassifierRef>,
+    /// Squeezers applied to the input before the classifiers, in this order.
+    #[serde(default)]
+    pub preprocess: Vec<Squeezer>,
+    #[serde(default)]
+    pub detectors: Vec<DetectorSpec>,
+    #[serde(default)]
+    pub vote: VoteRule,
+}
+
+/// The parts a system can be spelled with.
+pub const PARTS: [&str; 4] = ["none", "bit-depth", "median", "detector"];
+
+impl SystemSpec {
+    /// The bare classifier.
+    pub fn bare(dataset: DatasetKind, classifier: ClassifierRef) -> Self {
+        SystemSpec { dataset, name: "none".into(), classifiers: vec![classifier], preprocess: vec![], detectors: vec![], vote: VoteRule::Single }
+    }
+
+    /// Reads a spelling (`bit-depth+median+detector`, or a JSON description) for the data set's
+    /// generalist `classifier`, taking squeezers and thresholds from its calibration `squeeze`
+    /// (needed only when a part uses it; refused when calibrated on other weights).
+    pub fn parse(text: &str, dataset: DatasetKind, classifier: ClassifierRef, squeeze: Option<&SqueezeConfig>) -> Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with('{') {
+            let spec: SystemSpec = serde_json::from_str(text).map_err(|e| format!("not a system description: {e}"))?;
+            if spec.dataset != dataset {
+                return Err(format!("the system is described for {}, not {}", spec.dataset.name(), dataset.name()));
+            }
+            return Ok(spec);
+        }
+        let parts: Vec<&str> = if text.is_empty() { vec!["none"] } else { text.split('+').map(str::trim).collect() };
+        let mut spec = SystemSpec::bare(dataset, classifier);
+        if parts == ["none"] {
+            return Ok(spec);
+        }
+        // The calibration must exist and belong to the classifier it guards.
+        let sha = spec.classifiers[0].sha256.clone();
+        let calibration = || -> Result<&SqueezeConfig, String> {
+            let c = squeeze.ok_or_else(|| format!("the feature-squeezing defenses are not calibrated for {} (lab defend {})", dataset.name(), dataset.name()))?;
+            c.check_model(&sha)?;
+            Ok(c)
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for part in &parts {
+            if seen.contains(part) {
+                return Err(format!("'{part}' appears twice in '{text}'"));
+            }
+            seen.push(part);
+            match *part {
+                "bit-depth" => spec.preprocess.push(calibration()?.bit_depth),
+                "median" => spec.preprocess.push(calibration()?.median),
+                "detector" => {
+                    let c = calibration()?;
+                    spec.detectors.push(DetectorSpec::FeatureSqueezing {
+                        squeezers: c.squeezers.clone(),
+                        threshold: c.threshold,
+                        model_sha256: c.model_sha256.clone(),
+                        false_positive_rate: c.false_positive_rate,
+                        calibration_images: c.calibration_images,
+                    })
+                }
+                "none" => return Err(format!("'none' cannot be combined with other parts ('{text}')")),
+                other => return Err(format!("unknown defense '{other}' (expected parts {} joined by '+', e.g. bit-depth+median+detector)", PARTS.join(", "))),
+            }
+        }
+        spec.name = parts.join("+");
+        Ok(spec)
+    }
+
+    /// The named parts of a spelled system (empty for the bare classifier and for JSON-only
+    /// descriptions named otherwise).
+    pub fn parts(&self) -> Vec<&str> {
+        self.name.split('+').filter(|p| PARTS[1..].contains(p)).collect()
+    }
+
+    pub fn is_bare(&self) -> bool {
+        self.preprocess.is_empty() && self.detectors.is_empty() && self.classifiers.len() == 1
+    }
+
+    /// Builds the system on the classifiers of `models`, checking that each is the one the
+    /// description names (same sha256) and that every detector was calibrated on it.
+    pub fn build<'a>(&self, models: &'a ModelSet) -> Result<DefendedSystem<'a>, String> {
+        let [classifier] = &self.classifiers[..] else {
+            return Err(format!("the system '{}' names {} classifiers; this rule takes one", self.name, self.classifiers.len()));
+        };
+        let loaded = models.get(&classifier.name)?;
+        if loaded.manifest.sha256 != classifier.sha256 {
+            return Err(format!(
+                "the system '{}' was described for other weights of '{}' (sha256 {}, loaded {})",
+                self.name, classifier.name, short(&classifier.sha256), short(&loaded.manifest.sha256)
+            ));
+        }
+        let mut detectors: Vec<Box<dyn Detector + 'a>> = Vec::new();
+        for d in &self.detectors {
+            match d {
+                DetectorSpec::FeatureSqueezing { squeezers, threshold, model_sha256, .. } => {
+                    if *model_sha256 != classifier.sha256 {
+                        return Err(format!(
+                            "the feature-squeezing threshold was calibrated on another model (weights {}, loaded {}); recalibrate it: lab defend {}",
+                            short(model_sha256), short(&classifier.sha256), self.dataset.name()
+                        ));
+                    }
+                    detectors.push(Box::new(SqueezeDetector { squeezers: squeezers.clone(), threshold: *threshold, grad_model: &loaded.grad_model, model: &loaded.model }));
+                }
+            }
+        }
+        Ok(DefendedSystem { spec: self.clone(), device: models.device().clone(), grad_model: &loaded.grad_model, model: &loaded.model, detectors })
+    }
+}
+
+fn short(sha: &str) -> &str {
+    if sha.is_empty() { "unrecorded" } else { &sha[..sha.len().min(12)] }
+}
+
+/// A system built from its description, ready to be attacked and to judge.
+pub struct DefendedSystem<'a> {
+    pub spec: SystemSpec,
+    device: Device,
+    grad_model: &'a Classifier,
+    model: &'a Classifier,
+    detectors: Vec<Box<dyn Detector + 'a>>,
+}
+
+/// One detector's reading of one image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DetectorReading {
+    pub name: String,
+    pub score: f32,
+    pub threshold: f32,
+    pub flagged: bool,
+}
+
+/// The system's verdict on one image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Judgement {
+    pub predicted: usize,
+    /// Softmax of the system's logits (after preprocessing).
+    pub probs: Vec<f32>,
+    /// Whether any detector flags the image.
+    pub flagged: bool,
+    pub detectors: Vec<DetectorReading>,
+}
+
+impl DefendedSystem<'_> {
+    fn preprocess(&self, x: Tensor<4>, for_gradient: bool) -> Tensor<4> {
+        self.spec.preprocess.iter().fold(x, |x, s| if for_gradient { s.apply_for_gradient(x) } else { s.apply(x) })
+    }
+
+    /// The plain device its verdicts run on.
+    pub fn device(&self) -> Device {
+        self.device.clone()
+    }
+
+    pub fn detectors(&self) -> &[Box<dyn Detector + '_>] {
+        &self.detectors
+    }
+
+    /// The verdict on each image of a batch, read back in one transfer.
+    pub async fn judge(&self, x: Tensor<4>) -> Result<Vec<Judgement>, String> {
+        let n = x.dims()[0];
+        let probs = softmax(self.system_logits(x.clone()), 1);
+        let classes = probs.dims()[1];
+        let mut parts = vec![probs.reshape([-1])];
+        for d in &self.detectors {
+            parts.push(d.score(x.clone()));
+        }
+        let all = read_f32(Tensor::cat(parts, 0)).await?;
+        let (probs, scores) = all.split_at(n * classes);
+        let predicted = argmax_rows(probs, classes);
+        Ok((0..n)
+            .map(|i| {
+                let detectors: Vec<DetectorReading> = self
+                    .detectors
+                    .iter()
+                    .enumerate()
+                    .map(|(k, d)| {
+                        let score = scores[k * n + i];
+                        DetectorReading { name: d.name(), score, threshold: d.threshold(), flagged: score > d.threshold() }
+                    })
+                    .collect();
+                Judgement {
+                    predicted: predicted[i],
+                    probs: probs[i * classes..(i + 1) * classes].to_vec(),
+                    flagged: detectors.iter().any(|d| d.flagged),
+                    detectors,
+                }
+            })
+            .collect())
+    }
+}
+
+impl AttackTarget for DefendedSystem<'_> {
+    /// Through the preprocessing chain (the rounding by its straight-through substitute).
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.grad_model.forward(self.preprocess(x, true))
+    }
+
+    /// He et al.: the classifier's term on what it sees, plus each detector's adaptive terms on
+    /// the input (with the classifier's logits handed over when they are of the input itself).
+    fn attack_loss(&self, x: Tensor<4>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1> {
+        let logits = self.logits(x.clone());
+        let shared = self.spec.preprocess.is_empty().then(|| logits.clone());
+        let mut loss = term(logits);
+        for d in &self.detectors {
+            loss = loss + d.adaptive_loss(x.clone(), shared.clone(), term);
+        }
+        loss
+    }
+
+    /// A system without preprocessing or detectors is its classifier: its logits are the verdict.
+    fn attack_loss_and_verdict(&self, x: Tensor<4>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> (Tensor<1>, Option<Tensor<2>>) {
+        if self.spec.preprocess.is_empty() && self.detectors.is_empty() {
+            let logits = self.logits(x);
+            (term(logits.clone()), Some(logits))
+        } else {
+            (self.attack_loss(x, term), None)
+        }
+    }
+
+    fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.model.forward(self.preprocess(x, false))
+    }
+
+    fn system_flags(&self, x: Tensor<4>) -> Option<Tensor<1, Bool>> {
+        self.detectors.iter().map(|d| d.flags(x.clone())).reduce(|a, b| a.bool_or(b))
+    }
+}
+
+/// A system the page can offer: its spelling, a label, and whether it can be built now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preset {
+    pub name: String,
+    pub label: String,
+    pub parts: Vec<String>,
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The systems of case study 1 (each part alone, then compositions), with whether the data
+/// set's calibration allows them.
+pub fn presets(squeeze: Result<&SqueezeConfig, String>) -> Vec<Preset> {
+    let label = |name: &str| -> String {
+        let (bit, med) = match &squeeze {
+            Ok(c) => (c.bit_depth.name(), c.median.name()),
+            Err(_) => ("bit depth".to_string(), "median".to_string()),
+        };
+        name.split('+')
+            .map(|p| match p {
+                "none" => "no defense (the bare classifier)".to_string(),
+                "bit-depth" => bit.clone(),
+                "median" => med.clone(),
+                "detector" => "feature-squeezing detector".to_string(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    ["none", "bit-depth", "median", "detector", "bit-depth+median", "bit-depth+detector", "median+detector", "bit-depth+median+detector"]
+        .iter()
+        .map(|name| {
+            let needs = *name != "none";
+            let reason = match (&squeeze, needs) {
+                (Err(e), true) => Some(e.clone()),
+                _ => None,
+            };
+            Preset {
+                name: name.to_string(),
+                label: label(name),
+                parts: if needs { name.split('+').map(String::from).collect() } else { vec![] },
+                available: reason.is_none(),
+                reason,
+            }
+        })
+        .collect()
+}
