@@ -8,9 +8,8 @@
 // Text and wasm go out gzipped where the browser accepts it (Content-Encoding: gzip): a
 // pre-compressed `<file>.gz` no older than the file is sent as is, otherwise the file is
 // compressed once and kept in memory until it changes (the 15 MB wasm is about 3 MB gzipped).
-// Every answer from the site (all but tests/ and node_modules/, whose benchmark pages run
-// TensorFlow.js, which needs `Function`) carries the page's Content-Security-Policy (CSP below;
-// index.html has the same policy as a <meta> for hosts that cannot send headers).
+// Every answer carries the page's Content-Security-Policy (CSP below; index.html has the same
+// policy as a <meta> for hosts that cannot send headers).
 // Importable too: `startServer({port, root})` resolves to {server, port, url}.
 
 import { createServer } from 'node:http';
@@ -69,15 +68,6 @@ const SECURITY_HEADERS = {
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
 };
-
-/** Not the site: test and benchmark pages and their npm packages (see above). */
-const OUTSIDE_SITE = /^\/(tests|node_modules)\//;
-
-function securityHeaders(pathname) {
-  if (!OUTSIDE_SITE.test(pathname)) return SECURITY_HEADERS;
-  const { 'Content-Security-Policy': _csp, ...rest } = SECURITY_HEADERS;
-  return rest;
-}
 
 /** Types worth compressing (weights and sample packs are float / pixel bytes: little gain). */
 const COMPRESSIBLE = new Set(['.html', '.htm', '.js', '.mjs', '.css', '.json', '.wasm', '.svg', '.txt', '.md', '.map']);
@@ -147,7 +137,7 @@ export function startServer({ port = 8000, root = '.', host = '127.0.0.1', quiet
         return send(res, 404, `not found: ${pathname}\n`);
       }
       if (!info.isFile()) return send(res, 404, `not found: ${pathname}\n`);
-      const headers = { 'Content-Type': mimeType(file), 'Cache-Control': 'no-cache', Vary: 'Accept-Encoding', ...securityHeaders(pathname) };
+      const headers = { 'Content-Type': mimeType(file), 'Cache-Control': 'no-cache', Vary: 'Accept-Encoding', ...SECURITY_HEADERS };
       if (COMPRESSIBLE.has(extname(file).toLowerCase()) && acceptsGzip(req.headers['accept-encoding'])) {
         const body = await gzipped(file, info);
         res.writeHead(200, { ...headers, 'Content-Encoding': 'gzip', 'Content-Length': body.length });

@@ -34,7 +34,6 @@ describe('web/serve.mjs', () => {
     root = await mkdtemp(join(tmpdir(), 'advlab-serve-'));
     await mkdir(join(root, 'pkg'));
     await mkdir(join(root, 'models'));
-    await mkdir(join(root, 'tests'));
     const files = {
       'index.html': '<!doctype html><title>x</title>',
       'pkg/advlab.js': 'export default 1;',
@@ -50,7 +49,6 @@ describe('web/serve.mjs', () => {
       'big.js': 'export const x = 1;\n'.repeat(20000),
       'big.wasm': Buffer.concat([Buffer.from([0, 97, 115, 109, 1, 0, 0, 0]), Buffer.alloc(200_000, 7)]),
       'pre.js': 'the file itself\n',
-      'tests/bench.html': '<!doctype html><title>bench</title>',
     };
     for (const [name, body] of Object.entries(files)) await writeFile(join(root, name), body);
     // A pre-compressed copy, newer than its file, whose content differs so the test can tell.
@@ -146,8 +144,6 @@ describe('web/serve.mjs', () => {
       assert.equal(r.headers['content-security-policy'], CSP, path);
       assert.equal(r.headers['x-content-type-options'], 'nosniff');
     }
-    // Benchmark pages under tests/ run TensorFlow.js (which needs Function): not the site's policy.
-    assert.equal((await get(srv.url + 'tests/bench.html')).headers['content-security-policy'], undefined);
     assert.match(CSP, /script-src 'self' 'wasm-unsafe-eval'(;|$)/);
     assert.doesNotMatch(CSP, /'unsafe-eval'|'unsafe-inline'|\*/);
     const html = await readFile(join(REPO, 'index.html'), 'utf8');
