@@ -84,8 +84,14 @@ describe('page on WebGPU', { skip: skip || false, timeout: 900_000 }, () => {
     assert.ok(st.reports >= 1, 'at least one progress report');
     const r = await readAttackResult(page);
     assert.ok(r.visible);
-    assert.ok(Number.isFinite(r.l2) && Number.isFinite(r.linf));
-    assert.ok(Number.isInteger(r.roundedPredicted));
+    if (r.success) {
+      assert.ok(r.l2 > 0 && r.linf > 0);
+      assert.ok(Number.isInteger(r.roundedPredicted), 'the 8-bit check of the example');
+    } else {
+      // 3 steps may not be enough: the page says so instead of an L2 of 0 for the original.
+      assert.equal(await page.textContent('#adv-l2'), '–');
+      assert.match(await page.textContent('#adv-verdict'), /failed: no adversarial example found/);
+    }
   });
 
   it('switches to CIFAR-10: downloads its model only then, with a loading state, and predicts a sample like the native build', async () => {
