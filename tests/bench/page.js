@@ -31,6 +31,38 @@ const state = {
 
 const now = () => performance.now();
 
+// WebGPU call counters: the prototypes are wrapped before any engine asks for a device, so every
+// call of the lab (wgpu through wasm-bindgen calls these same JS methods) and of tfjs is counted.
+// A measurement reports the calls per step: kernel dispatches, pipelines and buffers created,
+// submissions, uploads and read-backs, which is where fixed costs per step come from.
+const GPU_COUNTS = {};
+function countCalls(proto, names) {
+  if (!proto) return;
+  for (const name of names) {
+    const f = proto[name];
+    if (typeof f !== 'function') continue;
+    GPU_COUNTS[name] = 0;
+    proto[name] = function (...args) {
+      GPU_COUNTS[name]++;
+      return f.apply(this, args);
+    };
+  }
+}
+if (self.GPUDevice) {
+  countCalls(GPUDevice.prototype, ['createComputePipeline', 'createComputePipelineAsync', 'createShaderModule', 'createBindGroup', 'createBuffer', 'createCommandEncoder']);
+  countCalls(GPUCommandEncoder.prototype, ['beginComputePass', 'copyBufferToBuffer']);
+  countCalls(GPUComputePassEncoder.prototype, ['dispatchWorkgroups']);
+  countCalls(GPUQueue.prototype, ['submit', 'writeBuffer']);
+  countCalls(GPUBuffer.prototype, ['mapAsync']);
+}
+const gpuSnapshot = () => ({ ...GPU_COUNTS });
+/** Calls per step between two snapshots (only the kinds that were called). */
+function gpuPerStep(a, b, steps) {
+  const out = {};
+  for (const k of Object.keys(b)) if (b[k] - a[k] > 0) out[k] = +((b[k] - a[k]) / steps).toFixed(1);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files
 // ---------------------------------------------------------------------------------------------
@@ -284,6 +316,7 @@ async function tfSteps(backend, ds, n, { minSteps, minMs, maxSteps }) {
     const first = tfStep(S); // warm-up: kernels compiled, buffers allocated
     await first.data();
     first.dispose();
+    const g0 = gpuSnapshot();
     const t0 = now();
     let last = t0;
     let steps = 0;
@@ -299,7 +332,7 @@ async function tfSteps(backend, ds, n, { minSteps, minMs, maxSteps }) {
       loss.dispose();
       if (due && steps >= minSteps && (last - t0 >= minMs || steps >= maxSteps)) break;
     }
-    return { msPerStep: (last - t0) / steps, steps, ms: last - t0 };
+    return { msPerStep: (last - t0) / steps, steps, ms: last - t0, gpuCallsPerStep: gpuPerStep(g0, gpuSnapshot(), steps) };
   } finally {
     tfDisposeState(S);
   }
@@ -384,7 +417,7 @@ async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps }) {
   await lab.attack_many(ds, pixels, Uint32Array.from(labels), null, params, (p) => {
     const t = now();
     const step = Number(field(p, 'step'));
-    marks.push([t, step]);
+    marks.push([t, step, gpuSnapshot()]);
     if (marks.length < 2) return true;
     const [t1, s1] = marks[0];
     const done = step - s1 >= minSteps && (t - t1 >= minMs || step - s1 >= maxSteps);
@@ -392,9 +425,9 @@ async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps }) {
   });
   const total = now() - t0;
   if (marks.length < 2) throw new Error(`${contestant}: fewer than two progress reports`);
-  const [t1, s1] = marks[0];
-  const [t2, s2] = marks[marks.length - 1];
-  return { msPerStep: (t2 - t1) / (s2 - s1), steps: s2 - s1, ms: t2 - t1, callMs: total, reports: marks.length, firstStepMs: t1 - t0 };
+  const [t1, s1, g1] = marks[0];
+  const [t2, s2, g2] = marks[marks.length - 1];
+  return { msPerStep: (t2 - t1) / (s2 - s1), steps: s2 - s1, ms: t2 - t1, callMs: total, reports: marks.length, firstStepMs: t1 - t0, gpuCallsPerStep: gpuPerStep(g1, g2, s2 - s1) };
 }
 
 /** Warm single-image predictions (the lab's `predict`, softmax read back); ms per call. */
@@ -402,9 +435,10 @@ async function labPredictMs(contestant, ds, reps) {
   const lab = await labFor(contestant, [ds]);
   const { pixels } = batchOf(ds, 1);
   await lab.predict(ds, pixels);
+  const g0 = gpuSnapshot();
   const t0 = now();
   for (let i = 0; i < reps; i++) await lab.predict(ds, pixels);
-  return (now() - t0) / reps;
+  return { ms: (now() - t0) / reps, gpuCallsPerCall: gpuPerStep(g0, gpuSnapshot(), reps) };
 }
 
 async function tfPredictMs(backend, ds, reps) {
@@ -418,9 +452,10 @@ async function tfPredictMs(backend, ds, reps) {
     p.dispose();
   };
   await once();
+  const g0 = gpuSnapshot();
   const t0 = now();
   for (let i = 0; i < reps; i++) await once();
-  return (now() - t0) / reps;
+  return { ms: (now() - t0) / reps, gpuCallsPerCall: gpuPerStep(g0, gpuSnapshot(), reps) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,7 +575,7 @@ window.bench = {
     return tfSteps(contestant.slice(5), ds, n, opts);
   },
 
-  /** Warm single-image forward pass + softmax read-back, ms per call. */
+  /** Warm single-image forward pass + softmax read-back: {ms per call, WebGPU calls per call}. */
   async predictMs(contestant, ds, reps) {
     if (isLab(contestant)) return labPredictMs(contestant, ds, reps);
     return tfPredictMs(contestant.slice(5), ds, reps);

@@ -8,9 +8,11 @@
 //
 // Knobs (environment):
 //   BENCH_ROUNDS=3           rounds of the step benchmark (each round runs every contestant once per cell)
-//   BENCH_MIN_MS=1500        a measurement runs at least this long ...
-//   BENCH_MIN_STEPS=2        ... and at least this many steps (after its warm-up step) ...
+//   BENCH_MIN_MS=1000        a measurement runs at least this long ...
+//   BENCH_MIN_STEPS=1        ... and at least this many steps (after its own first step, never timed) ...
 //   BENCH_MAX_STEPS=50       ... and stops at this many steps even when shorter than BENCH_MIN_MS
+//   BENCH_WARMUP=0           1: one untimed measurement per cell and contestant before the rounds (each
+//                            measurement already leaves its first step out of the time)
 //   BENCH_CELLS=mnist:1,mnist:64,cifar10:1,cifar10:64
 //   BENCH_CONTESTANTS=lab-webgpu,lab-cpu,tfjs-webgpu,tfjs-webgl,tfjs-wasm,tfjs-cpu
 //   BENCH_TTFP_ROUNDS=1      fresh pages per contestant for the time to the first prediction
@@ -51,8 +53,9 @@ if (BASELINE && !/^[0-9A-Za-z._\/-]+$/.test(BASELINE)) throw new Error(`BENCH_BA
 const CONFIG = {
   baseline: BASELINE || null,
   rounds: num('BENCH_ROUNDS', 3),
-  minMs: num('BENCH_MIN_MS', 1500),
-  minSteps: num('BENCH_MIN_STEPS', 2),
+  minMs: num('BENCH_MIN_MS', 1000),
+  minSteps: num('BENCH_MIN_STEPS', 1),
+  warmup: env('BENCH_WARMUP', '0') === '1',
   maxSteps: num('BENCH_MAX_STEPS', 50),
   cells: list('BENCH_CELLS', 'mnist:1,mnist:64,cifar10:1,cifar10:64').map((c) => {
     const [dataset, batch] = c.split(':');
@@ -229,7 +232,8 @@ function report(r) {
   L.push('- **tfjs**: TensorFlow.js ' + (r.browser.tfjsVersion ?? '?') + ' (`tf.fused.conv2d` / `tf.fused.matMul` with ReLU, as tf.layers uses them,');
   L.push('  `tf.variableGrads`), reading the loss back every 10th step and whenever 200 ms passed since the last read-back (as the lab\'s');
   L.push('  loop reads back); success is judged on the logits the loss computed (the lab runs the classifier a second time for it).');
-  L.push(`- Each measurement runs after a warm-up step, for at least ${r.config.minMs} ms and ${r.config.minSteps} steps (at most ${r.config.maxSteps}). Rounds alternate`);
+  L.push(`- Each measurement leaves its first step (kernels compiled, buffers allocated) out of the time and runs for at least ${r.config.minMs} ms`);
+  L.push(`  and ${r.config.minSteps} step(s) (at most ${r.config.maxSteps})${r.config.warmup ? ', after an untimed warm-up measurement per cell' : ''}. Rounds alternate`);
   L.push('  the order of the contestants; a ratio is the median over rounds of the per-round ratio lab / peer.');
   L.push(`- WebGPU and WebGL run on SwiftShader (a software GPU on the ${r.machine.cores} CPU cores), so the GPU figures measure fixed costs`);
   L.push('  and kernel counts more than arithmetic; with so few steps per round on WebGPU (each step takes seconds) single figures are');
@@ -301,6 +305,29 @@ function report(r) {
   } else {
     L.push(r.native ? `Native lab: \`${r.native.command ?? 'lab bench --attack-step --json'}\`.` : 'Native lab: `lab bench --attack-step` does not exist yet in this build (or no built `target/release/lab`); only the PyTorch side ran natively.');
   }
+  L.push('');
+  L.push('## WebGPU calls per step (counted in the page)');
+  L.push('');
+  L.push('The benchmark page wraps the WebGPU methods before any engine starts, so the lab\'s calls (wgpu through wasm-bindgen) and');
+  L.push('tfjs\'s are counted alike; per step of the measurements above (median over rounds), and per warm single-image prediction.');
+  L.push('');
+  const kinds = ['dispatchWorkgroups', 'beginComputePass', 'createCommandEncoder', 'submit', 'createBindGroup', 'createBuffer', 'writeBuffer', 'mapAsync', 'copyBufferToBuffer', 'createComputePipeline', 'createComputePipelineAsync', 'createShaderModule'];
+  const gpuRows = [];
+  for (const c of cells) {
+    const key = `${c.dataset}:${c.batch}`;
+    for (const k of r.config.contestants.filter((x) => x.endsWith('-webgpu'))) {
+      const rounds = (r.steps[key]?.rounds ?? []).map((x) => x[k]?.gpuCallsPerStep).filter(Boolean);
+      if (!rounds.length) continue;
+      gpuRows.push([`step ${c.dataset}, ${c.batch}`, k, Object.fromEntries(kinds.map((n) => [n, median(rounds.map((x) => x[n] ?? 0))]))]);
+    }
+  }
+  for (const [ds, v] of Object.entries(r.predictGpuCalls ?? {})) {
+    for (const [k, calls] of Object.entries(v)) if (k.endsWith('-webgpu') && calls) gpuRows.push([`predict ${ds}, 1`, k, calls]);
+  }
+  const used = kinds.filter((n) => gpuRows.some(([, , x]) => x[n]));
+  L.push(`| what | engine | ${used.join(' | ')} |`);
+  L.push(`|---|---|${used.map(() => '---').join('|')}|`);
+  for (const [what, k, x] of gpuRows) L.push(`| ${what} | ${k} | ${used.map((n) => x[n] ?? 0).join(' | ')} |`);
   L.push('');
   L.push('## Warm single-image prediction (forward + softmax read-back per call)');
   L.push('');
@@ -417,6 +444,7 @@ async function main() {
     labLogProbs: {},
     steps: {},
     predict: {},
+    predictGpuCalls: {},
     firstPrediction: { runs: {}, median: {} },
     fullAttack: [],
     memory: {},
@@ -453,8 +481,10 @@ async function main() {
     for (const ds of datasets) {
       results.predict[ds] = {};
       for (const c of CONFIG.contestants) {
-        results.predict[ds][c] = await page.evaluate(([c, d]) => window.bench.predictMs(c, d, 5), [c, ds]);
-        log(`predict ${ds} ${c}: ${results.predict[ds][c].toFixed(1)} ms`);
+        const p = await page.evaluate(([c, d]) => window.bench.predictMs(c, d, 5), [c, ds]);
+        results.predict[ds][c] = p.ms;
+        (results.predictGpuCalls[ds] ??= {})[c] = p.gpuCallsPerCall;
+        log(`predict ${ds} ${c}: ${p.ms.toFixed(1)} ms ${JSON.stringify(p.gpuCallsPerCall)}`);
       }
     }
 
@@ -463,7 +493,7 @@ async function main() {
     for (const cell of CONFIG.cells) {
       const key = `${cell.dataset}:${cell.batch}`;
       results.steps[key] = { rounds: [], median: {}, ratios: {}, errors: {} };
-      for (const c of CONFIG.contestants) {
+      for (const c of CONFIG.warmup ? CONFIG.contestants : []) {
         try {
           const w = await page.evaluate(([c, d, n]) => window.bench.steps(c, d, n, { minSteps: 1, minMs: 0, maxSteps: 1 }), [c, cell.dataset, cell.batch]);
           log(`warm-up ${key} ${c}: ${w.msPerStep.toFixed(1)} ms/step`);

@@ -4,7 +4,7 @@ src/attacks/cw.rs computes it, on the lab's own nets and weights (models/<datase
 at batch 1 and 64, timed natively. PyTorch on the CPU is what ART, foolbox and torchattacks users
 run. Prints JSON (make bench hands it to tests/bench/run.mjs, which puts it in BENCHMARKS.md).
 
-    python tests/bench/torch_step.py [--rounds 5] [--min-ms 1500] [--min-steps 2] [--max-steps 50]
+    python tests/bench/torch_step.py [--rounds 5] [--min-ms 1000] [--min-steps 1] [--max-steps 50]
 
 Environment: BENCH_TORCH_THREADS sets torch's intra-op threads (default: torch's own, all cores).
 """
@@ -140,8 +140,8 @@ def measure(net, images, labels, min_ms, min_steps, max_steps):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_TORCH_ROUNDS", 5)))
-    p.add_argument("--min-ms", type=float, default=float(os.environ.get("BENCH_MIN_MS", 1500)))
-    p.add_argument("--min-steps", type=int, default=int(os.environ.get("BENCH_MIN_STEPS", 2)))
+    p.add_argument("--min-ms", type=float, default=float(os.environ.get("BENCH_MIN_MS", 1000)))
+    p.add_argument("--min-steps", type=int, default=int(os.environ.get("BENCH_MIN_STEPS", 1)))
     p.add_argument("--max-steps", type=int, default=int(os.environ.get("BENCH_MAX_STEPS", 50)))
     p.add_argument("--cells", default=os.environ.get("BENCH_CELLS", "mnist:1,mnist:64,cifar10:1,cifar10:64"))
     args = p.parse_args()
