@@ -82,7 +82,9 @@ describe('page on the CPU fallback', { skip: skip || false, timeout: 600_000 }, 
   it('falls back to the CPU and says so', async () => {
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
     assert.equal((await page.textContent('#backend')).trim(), 'CPU fallback');
-    assert.ok(((await page.getAttribute('#backend', 'title')) ?? '').length > 0, 'tooltip says why');
+    const title = (await page.getAttribute('#backend', 'title')) ?? '';
+    assert.match(title, /^This browser (has no WebGPU|offers no WebGPU adapter)/, 'tooltip says why, in a sentence');
+    assert.doesNotMatch(title, /[{}]|AdapterUnavailable|WgpuDevice/, 'no Rust debug string');
   });
 
   for (const i of [1, 7]) {
@@ -154,7 +156,10 @@ describe('page on the CPU fallback', { skip: skip || false, timeout: 600_000 }, 
     await switchDataset(page, 'mnist');
   });
 
-  it('makes no request to another origin', () => {
+  it('makes no request to another origin, and the real engine runs under the CSP without a violation', async () => {
     assert.deepEqual(foreignRequests(lab.requests, lab.url), []);
+    const resp = await page.request.get(lab.url);
+    assert.match(resp.headers()['content-security-policy'] ?? '', /script-src 'self' 'wasm-unsafe-eval'/);
+    assert.deepEqual(lab.consoleLines.filter((l) => /Content Security Policy|Refused to/i.test(l)), []);
   });
 });
