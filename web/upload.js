@@ -71,9 +71,11 @@ export async function handleUpload(file) {
   try {
     const opts = { colorSpaceConversion: 'none', premultiplyAlpha: 'none' };
     if (header && Math.max(header.width, header.height) > MAX_UPLOAD_SIDE) {
-      // Scale while decoding: the full-size image never exists in memory.
+      // Scale while decoding: the full-size image never exists in memory. Only the width is
+      // given, so the aspect ratio is kept even where EXIF orientation swaps the sides (the
+      // canvas below then brings the longer side to MAX_UPLOAD_SIDE).
       const s = MAX_UPLOAD_SIDE / Math.max(header.width, header.height);
-      Object.assign(opts, { resizeWidth: Math.max(1, Math.round(header.width * s)), resizeHeight: Math.max(1, Math.round(header.height * s)), resizeQuality: 'medium' });
+      Object.assign(opts, { resizeWidth: Math.max(1, Math.round(header.width * s)), resizeQuality: 'medium' });
     }
     bitmap = await createImageBitmap(file, opts);
   } catch {

@@ -157,6 +157,14 @@ describe('the page as a new user meets it (stand-in engine)', { skip: noChromium
     await page.click('#error-dismiss');
   });
 
+  it('decodes an image over 4096 pixels wide scaled down, and predicts it', async () => {
+    const file = join(tmp, 'wide.png');
+    await writeFile(file, encodePng(6000, 300, { pixel: (x, y) => (Math.abs(y - 150) < 60 && x % 1000 < 500 ? [255, 255, 255] : [0, 0, 0]) }));
+    const p = await uploadAndPredict(page, file);
+    assert.equal(p.source, 'upload:wide.png');
+    assert.equal(await page.locator('#error').isVisible(), false);
+  });
+
   it('tells an upload that the model knows only its 10 classes', async () => {
     const file = join(tmp, 'photo.png');
     await writeFile(file, encodePng(64, 48, { pixel: (x, y) => [(x * 4) & 255, (y * 5) & 255, 128] }));
