@@ -328,6 +328,24 @@ describe('the page as a new user meets it (stand-in engine)', { skip: noChromium
   });
 });
 
+describe('layout (stand-in engine)', { skip: noChromium, timeout: 60_000 }, () => {
+  it('shows the attack’s Start button without scrolling at 1440x900, with no horizontal scroll', async () => {
+    const lab = await startLab({ webgpu: false, mock: true, viewport: { width: 1440, height: 900 } });
+    try {
+      await waitReady(lab.page, 30_000);
+      const r = await lab.page.evaluate(() => ({
+        bottom: document.querySelector('#attack-start').getBoundingClientRect().bottom,
+        scroll: document.documentElement.scrollWidth,
+        client: document.documentElement.clientWidth,
+      }));
+      assert.ok(r.bottom <= 900, `Start attack ends at ${r.bottom}px`);
+      assert.ok(r.scroll <= r.client, `page is ${r.scroll}px wide on ${r.client}px`);
+    } finally {
+      await lab.close();
+    }
+  });
+});
+
 describe('the backend badge and its choice (stand-in engine)', { skip: noChromium, timeout: 120_000 }, () => {
   it('passes over a software WebGPU adapter for the CPU fallback, and says why', async () => {
     const lab = await startLab({ webgpu: true, mock: true });
