@@ -8,8 +8,8 @@
 //            times a few predictions on both backends and keeps the faster (the models loaded so
 //            far are loaded into the new one from the bytes kept here)
 //   load     {dataset}                           -> {dataset, classes, input, manifest, defenses, defaults, systems}
-//            defaults: Lab.attack_defaults(dataset); systems: Lab.systems(dataset) (null when the engine has none)
 //                                                   progress: {phase, loaded, total}
+//            defaults: Lab.attack_defaults(dataset); systems: Lab.systems(dataset) (null when the engine has none)
 //            defenses: {available: true, threshold, detector, bit_depth, median}
 //                    | {available: false, reason}    (models/<dataset>-squeeze.json; its absence is no error)
 //   predict  {dataset, pixels: Float32Array}     -> {probs: Float32Array}
