@@ -139,6 +139,8 @@ export function stepsOf(p) {
 }
 
 export function setupAttackForm() {
+  // On a phone the explanations start folded (one tap opens them): the page is long enough there.
+  if (window.matchMedia?.('(max-width: 600px)').matches) $('#param-help-box').open = false;
   $('#attack-type').addEventListener('change', updateParamFields);
   $('#attack-defense').addEventListener('change', updateDefenseFields);
   $('#attack-mode').addEventListener('change', updateDefenseFields);
