@@ -64,9 +64,10 @@ export async function missingPrerequisites({ needLab = false } = {}) {
  * - mock: serve tests/browser/fixtures/mock-advlab.js as pkg/advlab.js and a made-up MNIST model,
  *   so the page logic can be tested without the wasm build
  * - setup(context): install extra routes before the page loads (e.g. corrupt a file)
+ * - root: the folder served (default the repository; e.g. a folder holding it under a sub-path)
  */
-export async function startLab({ webgpu = true, acceptDownloads = false, path = '', mock = false, setup = null, viewport } = {}) {
-  const { server, url } = await startServer({ port: 0, root: REPO, quiet: true });
+export async function startLab({ webgpu = true, acceptDownloads = false, path = '', mock = false, setup = null, viewport, root = REPO } = {}) {
+  const { server, url } = await startServer({ port: 0, root, quiet: true });
   let browser;
   try {
     browser = await chromium.launch({

@@ -7,10 +7,11 @@
 
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, access } from 'node:fs/promises';
+import { writeFile, access, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CHROMIUM,
+  REPO,
   startLab,
   waitReady,
   readPrediction,
@@ -340,6 +341,24 @@ describe('layout (stand-in engine)', { skip: noChromium, timeout: 60_000 }, () =
       }));
       assert.ok(r.bottom <= 900, `Start attack ends at ${r.bottom}px`);
       assert.ok(r.scroll <= r.client, `page is ${r.scroll}px wide on ${r.client}px`);
+    } finally {
+      await lab.close();
+    }
+  });
+});
+
+describe('any static host, any sub-path (stand-in engine)', { skip: noChromium, timeout: 60_000 }, () => {
+  it('works served under /some/where/advlab/, asking only for files under it', async () => {
+    const host = await makeTempDir('advlab-host-');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(host, 'some', 'where'), { recursive: true });
+    await symlink(REPO, join(host, 'some', 'where', 'advlab'));
+    const lab = await startLab({ webgpu: false, mock: true, root: host, path: 'some/where/advlab/?dataset=mnist' });
+    try {
+      await waitReady(lab.page, 30_000);
+      assert.equal((await predictSample(lab.page, 2)).source, 'sample:2');
+      const outside = lab.requests.filter((u) => !u.startsWith(`${lab.url}some/where/advlab/`) && !u.startsWith('data:') && !u.startsWith('blob:'));
+      assert.deepEqual(outside, []);
     } finally {
       await lab.close();
     }
