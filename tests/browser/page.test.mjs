@@ -341,6 +341,9 @@ describe('layout (stand-in engine)', { skip: noChromium, timeout: 60_000 }, () =
       }));
       assert.ok(r.bottom <= 900, `Start attack ends at ${r.bottom}px`);
       assert.ok(r.scroll <= r.client, `page is ${r.scroll}px wide on ${r.client}px`);
+      if (process.env.ADVLAB_SCREENSHOTS) {
+        await lab.page.screenshot({ path: join(process.env.ADVLAB_SCREENSHOTS, 'desktop-1440x900.png') });
+      }
     } finally {
       await lab.close();
     }
