@@ -9,6 +9,8 @@ SHELL := /bin/bash
 PORT ?= 8000
 CRATE := advlab
 WASM_OUT := target/wasm32-unknown-unknown/wasm/$(CRATE).wasm
+# The lab binary the result targets run (a copy keeps a long run safe from rebuilds meanwhile).
+LAB ?= target/release/lab
 # Rust sources that end up in the .wasm; their hash decides whether pkg/ is stale.
 # (src/cli and src/train/ are native-only, not part of the .wasm.)
 SOURCES = Cargo.toml Cargo.lock $(shell find src -name '*.rs' -not -path 'src/cli/*' -not -path "src/train/*" | sort)
@@ -102,12 +104,12 @@ results: lab
 	mkdir -p results
 	out=results/attacks-$(DATASET).jsonl; rm -f $$out
 	for eps in 0.1 0.2 0.3; do
-	  target/release/lab attack --dataset $(DATASET) --attack fgsm --epsilon $$eps --count 100 --json $$out
-	  target/release/lab attack --dataset $(DATASET) --attack pgd --epsilon $$eps --count 100 --json $$out
+	  $(LAB) attack --dataset $(DATASET) --attack fgsm --epsilon $$eps --count 100 --json $$out
+	  $(LAB) attack --dataset $(DATASET) --attack pgd --epsilon $$eps --count 100 --json $$out
 	done
-	target/release/lab attack --dataset $(DATASET) --attack cw --count 100 --json $$out
-	target/release/lab attack --dataset $(DATASET) --attack cw --targeted --count 100 --json $$out
-	target/release/lab report $$out > results/attacks-$(DATASET).md
+	$(LAB) attack --dataset $(DATASET) --attack cw --count 100 --json $$out
+	$(LAB) attack --dataset $(DATASET) --attack cw --targeted --count 100 --json $$out
+	$(LAB) report $$out > results/attacks-$(DATASET).md
 	cat results/attacks-$(DATASET).md
 
 # Case study 1 (issue 5): feature squeezing on the first 100 correctly classified test images.
@@ -125,14 +127,14 @@ FGSM_EPSILON_mnist := 0.3
 FGSM_EPSILON_cifar10 := 0.0156
 squeeze-results: lab
 	mkdir -p results
-	[ -f models/$(DATASET)-squeeze.json ] || target/release/lab defend $(DATASET)
+	[ -f models/$(DATASET)-squeeze.json ] || $(LAB) defend $(DATASET)
 	out=results/squeeze-$(DATASET).jsonl; rm -f $$out
-	lab="target/release/lab attack --dataset $(DATASET) --count 100 --json $$out"
+	lab="$(LAB) attack --dataset $(DATASET) --count 100 --json $$out"
 	$$lab --attack cw $(NONADAPTIVE_$(DATASET)) --defense none,bit-depth,median,detector
 	$$lab --attack fgsm --epsilon $(FGSM_EPSILON_$(DATASET)) --defense none,bit-depth,median,detector
 	$$lab --attack cw $(ADAPTIVE_$(DATASET)) --defense none
 	$$lab --attack cw $(ADAPTIVE_$(DATASET)) --defense bit-depth,median,detector --adaptive
-	target/release/lab report $$out > results/squeeze-$(DATASET).md
+	$(LAB) report $$out > results/squeeze-$(DATASET).md
 	cat results/squeeze-$(DATASET).md
 
 # The benchmark of issue 12 (tests/bench/): the C&W attack step of the lab (pkg/ as it is, on WebGPU and
@@ -147,7 +149,7 @@ bench: setup-browser
 	$(BENCH_VENV)/bin/python -c 'import torch, numpy' 2>/dev/null || $(BENCH_VENV)/bin/pip install -q torch numpy
 	$(BENCH_VENV)/bin/python tests/bench/torch_step.py > tests/bench/torch.json
 	native=
-	if [ -x target/release/lab ] && target/release/lab bench --help 2>&1 | grep -q -- '--attack-step'; then
-	  target/release/lab bench --attack-step --json > tests/bench/native.json && native=tests/bench/native.json
+	if [ -x $(LAB) ] && $(LAB) bench --help 2>&1 | grep -q -- '--attack-step'; then
+	  $(LAB) bench --attack-step --json > tests/bench/native.json && native=tests/bench/native.json
 	fi
 	BENCH_TORCH_JSON=tests/bench/torch.json BENCH_NATIVE_JSON="$$native" BENCH_COMMAND="make bench" node tests/bench/run.mjs

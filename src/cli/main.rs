@@ -1,6 +1,7 @@
 //! `lab`: the native command line of the lab (training, prediction, evaluation, benchmarks).
 
 mod attack;
+mod bench;
 mod commands;
 
 use clap::{Parser, Subcommand};
@@ -106,6 +107,9 @@ enum Command {
         records: PathBuf,
     },
     /// Throughput figures (inference, training) on this machine.
+    /// Throughput figures (inference, training) on this machine; with --attack-step, the time of
+    /// one Carlini-Wagner L2 step (the lab's real attack, committed weights) at batch 1 and 64 on
+    /// both nets, the figure tests/bench/torch_step.py measures for PyTorch
     Bench {
         #[arg(long, default_value = "mnist")]
         dataset: String,
@@ -113,6 +117,16 @@ enum Command {
         batch_size: usize,
         #[arg(long, default_value_t = 5)]
         iterations: usize,
+        #[arg(long)]
+        attack_step: bool,
+        /// Timed runs per case (--attack-step); the median is reported
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Print JSON (--attack-step)
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
     },
 }
 
@@ -128,7 +142,8 @@ fn main() {
         Command::Attack(args) => attack::attack(args),
         Command::Defend { dataset, data, models, calibration } => commands::defend(&dataset, data, &models, calibration),
         Command::Report { records } => commands::report(&records),
-        Command::Bench { dataset, batch_size, iterations } => commands::bench(&dataset, batch_size, iterations),
+        Command::Bench { attack_step: true, rounds, json, models, .. } => bench::attack_step(&models, rounds, json),
+        Command::Bench { dataset, batch_size, iterations, .. } => commands::bench(&dataset, batch_size, iterations),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
