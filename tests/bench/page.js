@@ -305,32 +305,38 @@ function tfStep(S) {
 
 /**
  * Steps of tfjs on a backend. The host reads the loss back as the lab's loop does: every 10th
- * step (C&W's early-abort check at the page's 100 steps) and whenever 200 ms passed since the
- * last read-back (the lab's progress reports). Time runs from the end of the first (warm-up)
+ * step (C&W's early-abort check at the page's 100 steps), whenever 200 ms passed since the last
+ * read-back, and after every step once steps take longer than 200 ms (the lab's progress reports
+ * come by the clock, so a slow step gets one each). Time runs from the end of the first (untimed)
  * step's read-back to the last read-back.
  */
-async function tfSteps(backend, ds, n, { minSteps, minMs, maxSteps }) {
+async function tfSteps(backend, ds, n, { minSteps, minMs, maxSteps, maxMs = Infinity }) {
   const net = await tfNet(backend, ds);
   const S = tfAttackState(net, ds, n);
   try {
-    const first = tfStep(S); // warm-up: kernels compiled, buffers allocated
+    const first = tfStep(S); // untimed: kernels compiled, buffers allocated
     await first.data();
     first.dispose();
     const g0 = gpuSnapshot();
     const t0 = now();
     let last = t0;
     let steps = 0;
+    let syncedSteps = 0;
+    let slow = false; // the last read-back interval took over 200 ms a step
     for (;;) {
       const loss = tfStep(S);
       steps++;
       const t = now();
-      const due = steps % 10 === 0 || t - last >= 200 || steps >= maxSteps;
+      const due = slow || steps % 10 === 0 || t - last >= 200 || steps >= maxSteps;
       if (due) {
         await loss.data();
-        last = now();
+        const t2 = now();
+        slow = (t2 - last) / (steps - syncedSteps) > 200;
+        last = t2;
+        syncedSteps = steps;
       }
       loss.dispose();
-      if (due && steps >= minSteps && (last - t0 >= minMs || steps >= maxSteps)) break;
+      if (due && steps >= minSteps && (last - t0 >= minMs || steps >= maxSteps || last - t0 >= maxMs)) break;
     }
     return { msPerStep: (last - t0) / steps, steps, ms: last - t0, gpuCallsPerStep: gpuPerStep(g0, gpuSnapshot(), steps) };
   } finally {
@@ -397,7 +403,7 @@ function field(o, k) {
  * first report and the report at which the callback cancels the run, divided by the steps in
  * between, is the step as the page's engine runs it (progress reports included).
  */
-async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps }) {
+async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps, maxMs = Infinity }) {
   const lab = await labFor(contestant, [ds]);
   const { pixels, labels } = batchOf(ds, n);
   const params = {
@@ -420,7 +426,7 @@ async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps }) {
     marks.push([t, step, gpuSnapshot()]);
     if (marks.length < 2) return true;
     const [t1, s1] = marks[0];
-    const done = step - s1 >= minSteps && (t - t1 >= minMs || step - s1 >= maxSteps);
+    const done = step - s1 >= minSteps && (t - t1 >= minMs || step - s1 >= maxSteps || t - t1 >= maxMs);
     return !done;
   });
   const total = now() - t0;

@@ -13,7 +13,10 @@
 //   BENCH_MAX_STEPS=50       ... and stops at this many steps even when shorter than BENCH_MIN_MS
 //   BENCH_WARMUP=0           1: one untimed measurement per cell and contestant before the rounds (each
 //                            measurement already leaves its first step out of the time)
-//   BENCH_CELLS=mnist:1,mnist:64,cifar10:1,cifar10:64
+//   BENCH_MAX_MS=20000       ... but stops once past this (BENCH_MIN_STEPS done)
+//   BENCH_CELLS=mnist:1,mnist:64,cifar10:1,cifar10:64:1
+//                            data set:batch[:rounds] (rounds default to BENCH_ROUNDS; CIFAR-10 at batch 64 takes
+//                            about a minute a step on WebGPU on SwiftShader, so it runs one round by default)
 //   BENCH_CONTESTANTS=lab-webgpu,lab-cpu,tfjs-webgpu,tfjs-webgl,tfjs-wasm,tfjs-cpu
 //   BENCH_TTFP_ROUNDS=1      fresh pages per contestant for the time to the first prediction
 //   BENCH_FULL_ATTACK=cpu    backends of the page for the complete default C&W attack (cpu, webgpu; "" for none)
@@ -57,9 +60,10 @@ const CONFIG = {
   minSteps: num('BENCH_MIN_STEPS', 1),
   warmup: env('BENCH_WARMUP', '0') === '1',
   maxSteps: num('BENCH_MAX_STEPS', 50),
-  cells: list('BENCH_CELLS', 'mnist:1,mnist:64,cifar10:1,cifar10:64').map((c) => {
-    const [dataset, batch] = c.split(':');
-    return { dataset, batch: Number(batch) };
+  maxMs: num('BENCH_MAX_MS', 20000),
+  cells: list('BENCH_CELLS', 'mnist:1,mnist:64,cifar10:1,cifar10:64:1').map((c) => {
+    const [dataset, batch, rounds] = c.split(':');
+    return { dataset, batch: Number(batch), rounds: rounds ? Number(rounds) : num('BENCH_ROUNDS', 3) };
   }),
   contestants: list('BENCH_CONTESTANTS', `lab-webgpu,lab-cpu,${BASELINE ? 'base-webgpu,base-cpu,' : ''}tfjs-webgpu,tfjs-webgl,tfjs-wasm,tfjs-cpu`),
   ttfpRounds: num('BENCH_TTFP_ROUNDS', 1),
@@ -233,11 +237,13 @@ function report(r) {
   L.push('  `tf.variableGrads`), reading the loss back every 10th step and whenever 200 ms passed since the last read-back (as the lab\'s');
   L.push('  loop reads back); success is judged on the logits the loss computed (the lab runs the classifier a second time for it).');
   L.push(`- Each measurement leaves its first step (kernels compiled, buffers allocated) out of the time and runs for at least ${r.config.minMs} ms`);
-  L.push(`  and ${r.config.minSteps} step(s) (at most ${r.config.maxSteps})${r.config.warmup ? ', after an untimed warm-up measurement per cell' : ''}. Rounds alternate`);
+  L.push(`  and ${r.config.minSteps} step(s) (at most ${r.config.maxSteps} steps; past ${r.config.maxMs} ms it stops after its first timed step)${r.config.warmup ? ', after an untimed warm-up measurement per cell' : ''}. Rounds alternate`);
   L.push('  the order of the contestants; a ratio is the median over rounds of the per-round ratio lab / peer.');
   L.push(`- WebGPU and WebGL run on SwiftShader (a software GPU on the ${r.machine.cores} CPU cores), so the GPU figures measure fixed costs`);
   L.push('  and kernel counts more than arithmetic; with so few steps per round on WebGPU (each step takes seconds) single figures are');
-  L.push('  noisy. More rounds: `BENCH_ROUNDS=9 BENCH_MIN_MS=5000 make bench` (see the knobs at the top of tests/bench/run.mjs).');
+  L.push('  noisy, and CIFAR-10 at batch 64 runs one round only to keep the default run near 15 minutes. More rounds:');
+  L.push('  `BENCH_ROUNDS=9 BENCH_MIN_MS=5000 BENCH_CELLS=mnist:1,mnist:64,cifar10:1,cifar10:64 make bench` (knobs at the top of');
+  L.push('  tests/bench/run.mjs).');
   L.push('');
   L.push('## Fairness check: the same logits');
   L.push('');
@@ -254,11 +260,11 @@ function report(r) {
   L.push('## The attack step: ratios lab / peer (below 1: the lab is faster)');
   L.push('');
   const pairs = PAIRS.filter(([a, b]) => r.config.contestants.includes(a) && r.config.contestants.includes(b));
-  L.push(`| net, batch | ${pairs.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`);
-  L.push(`|---|${pairs.map(() => '---').join('|')}|`);
+  L.push(`| net, batch | rounds | ${pairs.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`);
+  L.push(`|---|---|${pairs.map(() => '---').join('|')}|`);
   for (const c of cells) {
     const key = `${c.dataset}:${c.batch}`;
-    L.push(`| ${c.dataset}, ${c.batch} | ${pairs.map(([a, b]) => fmtRatio(r.steps[key]?.ratios?.[`${a}/${b}`])).join(' | ')} |`);
+    L.push(`| ${c.dataset}, ${c.batch} | ${c.rounds} | ${pairs.map(([a, b]) => fmtRatio(r.steps[key]?.ratios?.[`${a}/${b}`])).join(' | ')} |`);
   }
   L.push('');
   L.push('## The attack step: medians (time per step)');
@@ -489,7 +495,7 @@ async function main() {
     }
 
     // The step: a warm-up per cell and contestant, then interleaved rounds.
-    const opts = { minSteps: CONFIG.minSteps, minMs: CONFIG.minMs, maxSteps: CONFIG.maxSteps };
+    const opts = { minSteps: CONFIG.minSteps, minMs: CONFIG.minMs, maxSteps: CONFIG.maxSteps, maxMs: CONFIG.maxMs };
     for (const cell of CONFIG.cells) {
       const key = `${cell.dataset}:${cell.batch}`;
       results.steps[key] = { rounds: [], median: {}, ratios: {}, errors: {} };
@@ -503,8 +509,9 @@ async function main() {
         }
       }
     }
-    for (let round = 0; round < CONFIG.rounds; round++) {
-      for (const cell of CONFIG.cells) {
+    const rounds = Math.max(...CONFIG.cells.map((c) => c.rounds));
+    for (let round = 0; round < rounds; round++) {
+      for (const cell of CONFIG.cells.filter((c) => c.rounds > round)) {
         const key = `${cell.dataset}:${cell.batch}`;
         const order = CONFIG.contestants.filter((c) => !results.steps[key].errors[c]);
         if (round % 2) order.reverse();
@@ -512,7 +519,7 @@ async function main() {
         for (const c of order) {
           try {
             row[c] = await page.evaluate(([c, d, n, o]) => window.bench.steps(c, d, n, o), [c, cell.dataset, cell.batch, opts]);
-            log(`round ${round + 1}/${CONFIG.rounds} ${key} ${c}: ${row[c].msPerStep.toFixed(1)} ms/step (${row[c].steps} steps)`);
+            log(`round ${round + 1}/${cell.rounds} ${key} ${c}: ${row[c].msPerStep.toFixed(1)} ms/step (${row[c].steps} steps)`);
           } catch (e) {
             results.steps[key].errors[c] = e.message.split('\n')[0];
             log(`round ${round + 1} ${key} ${c} failed: ${e.message}`);
