@@ -246,11 +246,11 @@ pub async fn describe(system: &DefendedSystem<'_>, out: &AttackOutput, goal: &Go
     })
 }
 
-/// Every attack's defaults for a data set, keyed by attack (`cw`, `pgd`, `fgsm`), as plain
-/// parameters: the page's one source for them.
+/// The page's defaults for every attack on a data set ([`AttackSpec::interactive_defaults`]),
+/// keyed by attack (`cw`, `pgd`, `fgsm`), as plain parameters: the page's one source for them.
 pub fn attack_defaults(dataset: DatasetKind) -> serde_json::Value {
     let mut out = serde_json::Map::new();
-    for spec in AttackSpec::defaults(dataset) {
+    for spec in AttackSpec::interactive_defaults(dataset) {
         let mut v = serde_json::to_value(&spec).expect("parameters serialise");
         let name = v.as_object_mut().and_then(|o| o.remove("attack")).and_then(|n| n.as_str().map(String::from)).unwrap_or_default();
         out.insert(name, v);

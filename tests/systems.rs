@@ -250,3 +250,20 @@ fn each_system_is_evaluated_on_images_it_gets_right_and_does_not_flag() {
     assert_eq!(back[1].defense, "median");
     assert!(report_markdown(&back).contains("FGSM eps=0.3"));
 }
+
+#[test]
+fn the_page_gets_its_attack_defaults_from_the_library() {
+    let d = advlab::engine::attack_defaults(DatasetKind::Mnist);
+    assert_eq!((d["cw"]["steps"].as_u64(), d["cw"]["binary_search_steps"].as_u64()), (Some(100), Some(3)));
+    assert_eq!((d["cw"]["initial_const"].as_f64(), d["cw"]["learning_rate"].as_f64()), (Some(1.0), Some(0.05)));
+    assert_eq!((d["pgd"]["steps"].as_u64(), d["pgd"]["epsilon"].as_f64()), (Some(40), Some(0.3f32 as f64)));
+    assert_eq!(d["fgsm"]["epsilon"].as_f64(), Some(0.3f32 as f64));
+    assert!(d["fgsm"].get("attack").is_none(), "keyed by attack, parameters only");
+    // CIFAR-10's L-infinity budget is its own (8/255), and the command line keeps C&W's.
+    let c = advlab::engine::attack_defaults(DatasetKind::Cifar10);
+    assert!((c["fgsm"]["epsilon"].as_f64().unwrap() - 8.0 / 255.0).abs() < 1e-6);
+    match &AttackSpec::defaults(DatasetKind::Mnist)[0] {
+        AttackSpec::Cw(p) => assert_eq!((p.steps, p.binary_search_steps), (1000, 9)),
+        other => panic!("{other:?}"),
+    }
+}
