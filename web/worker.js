@@ -188,7 +188,7 @@ const handlers = {
     const note = readableNote(lab.backend_note());
     const reason =
       choice.want === 'webgpu' && backend !== 'webgpu'
-        ? `WebGPU could not start here${note ? ` (${note})` : ''}; the page computes on the CPU inside WebAssembly.`
+        ? `WebGPU could not start here${note ? ` (${note.replace(/;?\s*running on the CPU inside WebAssembly\.?$/i, '')})` : ''}; the page computes on the CPU inside WebAssembly.`
         : choice.reason;
     backendInfo = {
       backend,
