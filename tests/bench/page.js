@@ -55,11 +55,46 @@ if (self.GPUDevice) {
   countCalls(GPUQueue.prototype, ['submit', 'writeBuffer']);
   countCalls(GPUBuffer.prototype, ['mapAsync']);
 }
-const gpuSnapshot = () => ({ ...GPU_COUNTS });
+// Dispatches by kernel kind: the pipeline's label (the lab's kernels are labelled with their
+// CubeCL kernel name) without its type parameters and hash. tfjs labels its pipelines with its
+// program classes' names, which its minified build shortens to a few letters.
+const KIND_COUNTS = {};
+const kindOf = (label) => (label ? String(label).replace(/_[0-9a-f]{8}$/, '').replace(/_[te]_(f32|u32|i32|bool|f16)(_.*)?$/, '') : 'unlabelled');
+if (self.GPUDevice) {
+  const make = GPUDevice.prototype.createComputePipeline;
+  GPUDevice.prototype.createComputePipeline = function (d) {
+    const p = make.call(this, d);
+    p.__kind = kindOf(d?.label ?? d?.compute?.entryPoint);
+    return p;
+  };
+  const makeAsync = GPUDevice.prototype.createComputePipelineAsync;
+  GPUDevice.prototype.createComputePipelineAsync = async function (d) {
+    const p = await makeAsync.call(this, d);
+    p.__kind = kindOf(d?.label ?? d?.compute?.entryPoint);
+    return p;
+  };
+  const setPipeline = GPUComputePassEncoder.prototype.setPipeline;
+  GPUComputePassEncoder.prototype.setPipeline = function (p) {
+    this.__kind = p?.__kind ?? 'unlabelled';
+    return setPipeline.call(this, p);
+  };
+  const dispatch = GPUComputePassEncoder.prototype.dispatchWorkgroups;
+  GPUComputePassEncoder.prototype.dispatchWorkgroups = function (...a) {
+    KIND_COUNTS[this.__kind] = (KIND_COUNTS[this.__kind] ?? 0) + 1;
+    return dispatch.apply(this, a);
+  };
+}
+const gpuSnapshot = () => ({ ...GPU_COUNTS, kinds: { ...KIND_COUNTS } });
 /** Calls per step between two snapshots (only the kinds that were called). */
 function gpuPerStep(a, b, steps) {
   const out = {};
-  for (const k of Object.keys(b)) if (b[k] - a[k] > 0) out[k] = +((b[k] - a[k]) / steps).toFixed(1);
+  for (const k of Object.keys(b)) if (k !== 'kinds' && b[k] - a[k] > 0) out[k] = +((b[k] - a[k]) / steps).toFixed(1);
+  const kinds = {};
+  for (const k of Object.keys(b.kinds)) {
+    const d = b.kinds[k] - (a.kinds[k] ?? 0);
+    if (d > 0) kinds[k] = +(d / steps).toFixed(1);
+  }
+  if (Object.keys(kinds).length) out.dispatchesByKind = kinds;
   return out;
 }
 
@@ -306,8 +341,8 @@ function tfStep(S) {
 /**
  * Steps of tfjs on a backend. The host reads the loss back as the lab's loop does: every 10th
  * step (C&W's early-abort check at the page's 100 steps), whenever 200 ms passed since the last
- * read-back, and after every step once steps take longer than 200 ms (the lab's progress reports
- * come by the clock, so a slow step gets one each). Time runs from the end of the first (untimed)
+ * read-back, after the first timed step, and after every step once steps take longer than 200 ms
+ * (the lab's progress reports come by the clock, so a slow step gets one each). Time runs from the end of the first (untimed)
  * step's read-back to the last read-back.
  */
 async function tfSteps(backend, ds, n, { minSteps, minMs, maxSteps, maxMs = Infinity }) {
@@ -327,7 +362,9 @@ async function tfSteps(backend, ds, n, { minSteps, minMs, maxSteps, maxMs = Infi
       const loss = tfStep(S);
       steps++;
       const t = now();
-      const due = slow || steps % 10 === 0 || t - last >= 200 || steps >= maxSteps;
+      // The first timed step is always read back: it tells whether steps are slow (and a GPU
+      // backend may queue many steps before the host notices).
+      const due = steps === 1 || slow || steps % 10 === 0 || t - last >= 200 || steps >= maxSteps;
       if (due) {
         await loss.data();
         const t2 = now();

@@ -334,6 +334,27 @@ function report(r) {
   L.push(`| what | engine | ${used.join(' | ')} |`);
   L.push(`|---|---|${used.map(() => '---').join('|')}|`);
   for (const [what, k, x] of gpuRows) L.push(`| ${what} | ${k} | ${used.map((n) => x[n] ?? 0).join(' | ')} |`);
+  // Which kernels the dispatches are (from the last round that has them).
+  const byKind = [];
+  for (const c of cells) {
+    const key = `${c.dataset}:${c.batch}`;
+    for (const k of r.config.contestants.filter((x) => x.endsWith('-webgpu') && !x.startsWith('tfjs-'))) {
+      const last = (r.steps[key]?.rounds ?? []).map((x) => x[k]?.gpuCallsPerStep?.dispatchesByKind).filter(Boolean).pop();
+      if (last) byKind.push([`${c.dataset}, ${c.batch}`, k, last]);
+    }
+  }
+  if (byKind.length) {
+    L.push('');
+    L.push('The lab\'s dispatches per step by kernel (its pipelines carry their CubeCL kernel names; type parameters and hash dropped;');
+    L.push('tfjs\'s minified build labels its pipelines with a few letters, so only its totals above):');
+    L.push('');
+    L.push('| net, batch | engine | dispatches per step by kernel, most first |');
+    L.push('|---|---|---|');
+    for (const [what, k, kinds] of byKind) {
+      const sorted = Object.entries(kinds).sort((a, b) => b[1] - a[1]);
+      L.push(`| ${what} | ${k} | ${sorted.map(([n, v]) => `${n} ${v}`).join(', ')} |`);
+    }
+  }
   L.push('');
   L.push('## Warm single-image prediction (forward + softmax read-back per call)');
   L.push('');
