@@ -3,6 +3,7 @@
 mod attack;
 mod bench;
 mod commands;
+mod specialists;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -16,9 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a classifier (resumes from its checkpoint) and publish weights + manifest to models/.
+    /// Train a classifier (resumes from its checkpoint) and publish weights + manifest to models/;
+    /// `specialists`: the Specialists+1 ensemble of MNIST (resumes, skipping finished specialists).
     Train {
-        /// mnist or cifar10
+        /// mnist, cifar10 or specialists
         dataset: String,
         /// Data directory (default ../shared/data/<dataset>)
         #[arg(long)]
@@ -52,6 +54,9 @@ enum Command {
         /// Use only the first N training images (quick runs and tests)
         #[arg(long)]
         limit: Option<usize>,
+        /// specialists: held-out benign test images (from image 1000 on) for the detector's threshold
+        #[arg(long, default_value_t = 2000)]
+        calibration: usize,
     },
     /// Write the sample pack (first N test images + the committed model's predictions).
     Samples {
@@ -133,7 +138,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, models, checkpoint, limit } => {
+        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, models, limit, calibration, .. } if dataset == "specialists" => {
+            specialists::train(specialists::Args { data, epochs, batch_size, learning_rate, seed, models, limit, calibration })
+        }
+        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, models, checkpoint, limit, .. } => {
             commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, &models, checkpoint, limit)
         }
         Command::Samples { dataset, data, count, models } => commands::samples(&dataset, data, count, &models),

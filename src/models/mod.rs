@@ -1,6 +1,7 @@
 //! The classifiers of Carlini & Wagner (2017), their weights on disk (safetensors) and the
 //! manifest that describes each committed model.
 
+pub mod ensemble;
 pub mod manifest;
 pub mod set;
 
@@ -12,7 +13,8 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 pub use manifest::{load_model, ModelError, ModelManifest};
-pub use set::{LoadedClassifier, ModelSet};
+pub use ensemble::{Ensemble, EnsembleManifest};
+pub use set::{LoadedClassifier, LoadedEnsemble, ModelSet};
 
 /// The C&W architecture family: two blocks of two valid 3x3 convolutions + 2x2 max-pool,
 /// then two dense layers with dropout after the first, then the logits.

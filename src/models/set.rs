@@ -3,6 +3,7 @@
 //! kept twice: plain for verdicts, frozen on the autodiff device for attacks. Loaded lazily: the
 //! page hands over the bytes it fetched when a defense needs them, the CLI reads `models/`.
 
+use super::ensemble::{load_ensemble, Ensemble, EnsembleManifest};
 use super::{load_model, Classifier, DatasetKind, ModelManifest};
 use burn::prelude::*;
 use std::collections::BTreeMap;
@@ -22,15 +23,24 @@ impl LoadedClassifier {
     }
 }
 
-/// Named classifiers on one device.
+/// A stacked ensemble (the generalist first, then the specialists), ready like a classifier.
+pub struct LoadedEnsemble {
+    pub manifest: EnsembleManifest,
+    pub model: Ensemble,
+    /// Frozen on the autodiff device.
+    pub grad_model: Ensemble,
+}
+
+/// Named classifiers (and ensembles of them) on one device.
 pub struct ModelSet {
     device: Device,
     classifiers: BTreeMap<String, LoadedClassifier>,
+    ensembles: BTreeMap<String, LoadedEnsemble>,
 }
 
 impl ModelSet {
     pub fn new(device: Device) -> Self {
-        ModelSet { device, classifiers: BTreeMap::new() }
+        ModelSet { device, classifiers: BTreeMap::new(), ensembles: BTreeMap::new() }
     }
 
     pub fn device(&self) -> &Device {
@@ -68,6 +78,44 @@ impl ModelSet {
     /// The generalist of a data set.
     pub fn generalist(&self, dataset: DatasetKind) -> Result<&LoadedClassifier, String> {
         self.get(Self::generalist_name(dataset)).map_err(|_| format!("the {} model is not loaded yet", dataset.name()))
+    }
+
+    /// Checks an ensemble's weights against its manifest and stacks them behind its generalist,
+    /// which must be loaded with the weights the manifest names. Kept under the weights' stem
+    /// (`mnist-specialists`).
+    pub fn insert_ensemble(&mut self, manifest: EnsembleManifest, weights: &[u8]) -> Result<&LoadedEnsemble, String> {
+        let g = self.get(&manifest.generalist)?;
+        if g.manifest.sha256 != manifest.generalist_sha256 {
+            return Err(format!("the specialists were trained from other weights of '{}' than the loaded ones; retrain them (lab train specialists)", manifest.generalist));
+        }
+        let model = load_ensemble(&manifest, weights, &g.model, &self.device).map_err(|e| e.to_string())?;
+        let grad_model = load_ensemble(&manifest, weights, &g.grad_model, &self.device.clone().autodiff()).map_err(|e| e.to_string())?.freeze();
+        let name = manifest.weights.rsplit_once('.').map_or(manifest.weights.as_str(), |(stem, _)| stem).to_string();
+        self.ensembles.insert(name.clone(), LoadedEnsemble { manifest, model, grad_model });
+        Ok(&self.ensembles[&name])
+    }
+
+    pub fn ensemble(&self, name: &str) -> Result<&LoadedEnsemble, String> {
+        self.ensembles.get(name).ok_or_else(|| format!("the ensemble '{name}' is not loaded"))
+    }
+
+    /// The Specialists+1 ensemble of a data set (`<dataset>-specialists`), if loaded.
+    pub fn specialists(&self, dataset: DatasetKind) -> Option<&LoadedEnsemble> {
+        self.ensembles.get(&format!("{}-specialists", dataset.name()))
+    }
+
+    /// Loads `<dir>/<name>.json` (an ensemble manifest) and its weights, unless already loaded.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn load_ensemble_from_dir(&mut self, dir: &std::path::Path, name: &str) -> Result<&LoadedEnsemble, String> {
+        if !self.ensembles.contains_key(name) {
+            let mpath = dir.join(format!("{name}.json"));
+            let text = std::fs::read_to_string(&mpath).map_err(|e| format!("{}: {e} (train it first: lab train specialists)", mpath.display()))?;
+            let manifest: EnsembleManifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", mpath.display()))?;
+            let wpath = dir.join(&manifest.weights);
+            let bytes = std::fs::read(&wpath).map_err(|e| format!("{}: {e}", wpath.display()))?;
+            self.insert_ensemble(manifest, &bytes).map_err(|e| format!("{}: {e}", wpath.display()))?;
+        }
+        self.ensemble(name)
     }
 
     /// Loads `<dir>/<name>.json` and the weights it names, unless already loaded.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub mod checkpoint;
+pub mod specialists;
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
