@@ -116,7 +116,7 @@ impl Engine {
     pub fn system(&self, dataset: DatasetKind, spelling: &str) -> Result<SystemSpec, String> {
         let g = self.generalist(dataset)?;
         let classifier = ClassifierRef { name: g.name().to_string(), sha256: g.manifest.sha256.clone() };
-        SystemSpec::parse(spelling, dataset, classifier, self.squeeze.get(dataset.name()))
+        SystemSpec::parse_with(spelling, dataset, classifier, self.squeeze.get(dataset.name()), self.models.specialists(dataset).map(|e| &e.manifest))
     }
 
     /// The systems the page can offer for a data set.

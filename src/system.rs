@@ -9,12 +9,15 @@
 //! squeezers of the data set's calibration file) and `detector` (Xu et al.'s feature-squeezing
 //! detector); `none` is the bare classifier. E.g. `bit-depth+median+detector`. A JSON object
 //! (the serialised [`SystemSpec`]) is accepted too. Detectors look at the input as it arrives,
-//! before preprocessing; the system flags it when any detector does.
+//! before preprocessing; the system flags it when any detector does. `specialists` is a system
+//! of its own (case study 2): Abbasi & Gagné's Specialists+1 ensemble with He et al.'s vote
+//! and its vote-confidence detector (see [`crate::defenses::specialists`]).
 
 use crate::data::DatasetKind;
+use crate::defenses::specialists::VoteDetector;
 use crate::defenses::{SqueezeConfig, SqueezeDetector};
 use crate::inference::{argmax_rows, read_f32};
-use crate::models::{Classifier, ModelSet};
+use crate::models::{Classifier, Ensemble, EnsembleManifest, ModelSet};
 use crate::squeezers::Squeezer;
 use crate::target::{AttackTarget, Detector};
 use burn::prelude::*;
@@ -43,23 +46,38 @@ pub enum DetectorSpec {
         false_positive_rate: f64,
         calibration_images: usize,
     },
+    /// Specialists+1 (He et al.'s description): flagged when the mean confidence of the
+    /// classifiers that voted for the winner is below `min_confidence`.
+    VoteConfidence {
+        min_confidence: f32,
+        /// The specialists' weights it was calibrated with.
+        ensemble_sha256: String,
+        false_positive_rate: f64,
+        calibration_images: usize,
+    },
 }
 
 impl DetectorSpec {
+    /// The threshold on the detector's score (for the vote: 1 - the minimum confidence).
     pub fn threshold(&self) -> f32 {
         match self {
             DetectorSpec::FeatureSqueezing { threshold, .. } => *threshold,
+            DetectorSpec::VoteConfidence { min_confidence, .. } => 1.0 - min_confidence,
         }
     }
 }
 
-/// How the classifiers of a system decide (one classifier now; Specialists+1 votes).
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+/// How the classifiers of a system decide.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VoteRule {
     /// The only classifier decides.
     #[default]
     Single,
+    /// He et al.'s Specialists+1 vote over the classifiers of an ensemble (the generalist
+    /// first), `sets[k]` the classes of member k: if every member whose set holds some class c
+    /// predicts c, c wins; otherwise all vote and the most votes win.
+    Specialists { sets: Vec<Vec<usize>> },
 }
 
 /// A defended system as data.
@@ -79,7 +97,7 @@ pub struct SystemSpec {
 }
 
 /// The parts a system can be spelled with.
-pub const PARTS: [&str; 4] = ["none", "bit-depth", "median", "detector"];
+pub const PARTS: [&str; 5] = ["none", "bit-depth", "median", "detector", "specialists"];
 
 impl SystemSpec {
     /// The bare classifier.
@@ -91,6 +109,12 @@ impl SystemSpec {
     /// generalist `classifier`, taking squeezers and thresholds from its calibration `squeeze`
     /// (needed only when a part uses it; refused when calibrated on other weights).
     pub fn parse(text: &str, dataset: DatasetKind, classifier: ClassifierRef, squeeze: Option<&SqueezeConfig>) -> Result<Self, String> {
+        Self::parse_with(text, dataset, classifier, squeeze, None)
+    }
+
+    /// [`Self::parse`], with the data set's Specialists+1 ensemble when it is loaded (needed
+    /// only for the `specialists` part).
+    pub fn parse_with(text: &str, dataset: DatasetKind, classifier: ClassifierRef, squeeze: Option<&SqueezeConfig>, specialists: Option<&EnsembleManifest>) -> Result<Self, String> {
         let text = text.trim();
         if text.starts_with('{') {
             let spec: SystemSpec = serde_json::from_str(text).map_err(|e| format!("not a system description: {e}"))?;
@@ -103,6 +127,12 @@ impl SystemSpec {
         let mut spec = SystemSpec::bare(dataset, classifier);
         if parts == ["none"] {
             return Ok(spec);
+        }
+        if parts.contains(&"specialists") {
+            if parts.len() > 1 {
+                return Err(format!("'specialists' is a system of its own (its detector reads the vote), not a part to combine ('{text}')"));
+            }
+            return Self::specialists(spec, specialists);
         }
         // The calibration must exist and belong to the classifier it guards.
         let sha = spec.classifiers[0].sha256.clone();
@@ -138,6 +168,27 @@ impl SystemSpec {
         Ok(spec)
     }
 
+    /// Specialists+1 on the generalist of `bare`, from the ensemble's manifest.
+    fn specialists(mut spec: SystemSpec, ensemble: Option<&EnsembleManifest>) -> Result<Self, String> {
+        let name = spec.dataset.name();
+        let e = ensemble.ok_or_else(|| format!("the {name} specialists are not loaded (lab train specialists; the page loads them when this defense is chosen)"))?;
+        if e.generalist_sha256 != spec.classifiers[0].sha256 {
+            return Err(format!("the {name} specialists were trained from other weights of the generalist; retrain them (lab train specialists)"));
+        }
+        let d = e.detector.as_ref().ok_or_else(|| format!("the {name} specialists' detector is not calibrated (lab train specialists)"))?;
+        let stem = e.weights.rsplit_once('.').map_or(e.weights.as_str(), |(s, _)| s);
+        spec.classifiers.push(ClassifierRef { name: stem.to_string(), sha256: e.sha256.clone() });
+        spec.vote = VoteRule::Specialists { sets: e.member_sets(spec.dataset.class_names().len()) };
+        spec.detectors.push(DetectorSpec::VoteConfidence {
+            min_confidence: d.min_confidence,
+            ensemble_sha256: e.sha256.clone(),
+            false_positive_rate: d.false_positive_rate,
+            calibration_images: d.calibration_images,
+        });
+        spec.name = "specialists".into();
+        Ok(spec)
+    }
+
     /// The named parts of a spelled system (empty for the bare classifier and for JSON-only
     /// descriptions named otherwise).
     pub fn parts(&self) -> Vec<&str> {
@@ -151,6 +202,9 @@ impl SystemSpec {
     /// Builds the system on the classifiers of `models`, checking that each is the one the
     /// description names (same sha256) and that every detector was calibrated on it.
     pub fn build<'a>(&self, models: &'a ModelSet) -> Result<DefendedSystem<'a>, String> {
+        if let VoteRule::Specialists { sets } = &self.vote {
+            return self.build_specialists(models, sets);
+        }
         let [classifier] = &self.classifiers[..] else {
             return Err(format!("the system '{}' names {} classifiers; this rule takes one", self.name, self.classifiers.len()));
         };
@@ -173,9 +227,49 @@ impl SystemSpec {
                     }
                     detectors.push(Box::new(SqueezeDetector { squeezers: squeezers.clone(), threshold: *threshold, grad_model: &loaded.grad_model, model: &loaded.model }));
                 }
+                DetectorSpec::VoteConfidence { .. } => return Err(format!("the system '{}' has a vote-confidence detector but no Specialists+1 vote", self.name)),
             }
         }
-        Ok(DefendedSystem { spec: self.clone(), device: models.device().clone(), grad_model: &loaded.grad_model, model: &loaded.model, detectors })
+        Ok(DefendedSystem { spec: self.clone(), device: models.device().clone(), grad_model: &loaded.grad_model, model: &loaded.model, detectors, vote: None })
+    }
+
+    /// Specialists+1: the generalist and the ensemble it names, each the weights described, the
+    /// sets those of the ensemble, the detector calibrated on it.
+    fn build_specialists<'a>(&self, models: &'a ModelSet, sets: &[Vec<usize>]) -> Result<DefendedSystem<'a>, String> {
+        let [generalist, ensemble] = &self.classifiers[..] else {
+            return Err(format!("the system '{}' votes with Specialists+1 and must name the generalist and the ensemble", self.name));
+        };
+        let g = models.get(&generalist.name)?;
+        let e = models.ensemble(&ensemble.name)?;
+        for (wanted, loaded) in [(generalist, &g.manifest.sha256), (ensemble, &e.manifest.sha256)] {
+            if *loaded != wanted.sha256 {
+                return Err(format!("the system '{}' was described for other weights of '{}' (sha256 {}, loaded {})", self.name, wanted.name, short(&wanted.sha256), short(loaded)));
+            }
+        }
+        if e.manifest.generalist_sha256 != generalist.sha256 {
+            return Err(format!("the ensemble '{}' was built on other weights of '{}'", ensemble.name, generalist.name));
+        }
+        if sets != e.manifest.member_sets(g.manifest.classes.len()) {
+            return Err(format!("the system '{}' names other class sets than the ensemble '{}' has", self.name, ensemble.name));
+        }
+        if !self.preprocess.is_empty() {
+            return Err(format!("the system '{}': Specialists+1 takes no preprocessing", self.name));
+        }
+        let [DetectorSpec::VoteConfidence { min_confidence, ensemble_sha256, .. }] = &self.detectors[..] else {
+            return Err(format!("the system '{}': Specialists+1 has exactly its vote-confidence detector", self.name));
+        };
+        if *ensemble_sha256 != ensemble.sha256 {
+            return Err(format!("the vote-confidence threshold was calibrated on other specialists (weights {}, loaded {}); recalibrate it: lab train specialists", short(ensemble_sha256), short(&ensemble.sha256)));
+        }
+        let detector = || VoteDetector { ensemble: &e.model, grad_ensemble: &e.grad_model, sets: sets.to_vec(), min_confidence: *min_confidence };
+        Ok(DefendedSystem {
+            spec: self.clone(),
+            device: models.device().clone(),
+            grad_model: &g.grad_model,
+            model: &g.model,
+            detectors: vec![Box::new(detector())],
+            vote: Some(detector()),
+        })
     }
 }
 
@@ -190,6 +284,8 @@ pub struct DefendedSystem<'a> {
     grad_model: &'a Classifier,
     model: &'a Classifier,
     detectors: Vec<Box<dyn Detector + 'a>>,
+    /// Specialists+1: the vote decides (and the same detector is among `detectors`).
+    vote: Option<VoteDetector<'a>>,
 }
 
 /// One detector's reading of one image.
@@ -224,6 +320,16 @@ impl DefendedSystem<'_> {
 
     pub fn detectors(&self) -> &[Box<dyn Detector + '_>] {
         &self.detectors
+    }
+
+    /// The Specialists+1 vote, when the system is one.
+    pub fn vote(&self) -> Option<&VoteDetector<'_>> {
+        self.vote.as_ref()
+    }
+
+    /// The stacked ensemble of a Specialists+1 system (generalist first).
+    pub fn ensemble(&self) -> Option<&Ensemble> {
+        self.vote.as_ref().map(|v| v.ensemble)
     }
 
     /// The verdict on each image of a batch, read back in one transfer.
@@ -268,7 +374,12 @@ impl AttackTarget for DefendedSystem<'_> {
 
     /// He et al.: the classifier's term on what it sees, plus each detector's adaptive terms on
     /// the input (with the classifier's logits handed over when they are of the input itself).
+    /// Specialists+1 (He et al.): the terms of every classifier that must vote for the class of
+    /// interest, with the confidence hinge (see [`VoteDetector::attack_loss`]).
     fn attack_loss(&self, x: Tensor<4>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1> {
+        if let Some(v) = &self.vote {
+            return v.attack_loss(v.grad_ensemble.forward(x), term);
+        }
         let logits = self.logits(x.clone());
         let shared = self.spec.preprocess.is_empty().then(|| logits.clone());
         let mut loss = term(logits);
@@ -280,7 +391,7 @@ impl AttackTarget for DefendedSystem<'_> {
 
     /// A system without preprocessing or detectors is its classifier: its logits are the verdict.
     fn attack_loss_and_verdict(&self, x: Tensor<4>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> (Tensor<1>, Option<Tensor<2>>) {
-        if self.spec.preprocess.is_empty() && self.detectors.is_empty() {
+        if self.spec.preprocess.is_empty() && self.detectors.is_empty() && self.vote.is_none() {
             let logits = self.logits(x);
             (term(logits.clone()), Some(logits))
         } else {
@@ -288,8 +399,12 @@ impl AttackTarget for DefendedSystem<'_> {
         }
     }
 
+    /// Specialists+1: the log vote shares, whose argmax is the vote's winner.
     fn system_logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.model.forward(self.preprocess(x, false))
+        match &self.vote {
+            Some(v) => v.vote(x).logits,
+            None => self.model.forward(self.preprocess(x, false)),
+        }
     }
 
     fn system_flags(&self, x: Tensor<4>) -> Option<Tensor<1, Bool>> {
