@@ -59,7 +59,7 @@ if (self.GPUDevice) {
 // CubeCL kernel name) without its type parameters and hash. tfjs labels its pipelines with its
 // program classes' names, which its minified build shortens to a few letters.
 const KIND_COUNTS = {};
-const kindOf = (label) => (label ? String(label).replace(/_[0-9a-f]{8}$/, '').replace(/_[te]_(f32|u32|i32|bool|f16)(_.*)?$/, '') : 'unlabelled');
+const kindOf = (label) => (label ? String(label).replace(/_[0-9a-f]{8}$/, '').replace(/_[a-z]+_(f32|u32|i32|f16|bool)(_.*)?$/, '') : 'unlabelled');
 if (self.GPUDevice) {
   const make = GPUDevice.prototype.createComputePipeline;
   GPUDevice.prototype.createComputePipeline = function (d) {

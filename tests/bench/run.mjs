@@ -28,6 +28,7 @@
 //                            base-webgpu and base-cpu in the step benchmark, and the complete attack in that
 //                            commit's page (its index.html, web/ and pkg/, extracted into tests/bench/.baseline/)
 //   BENCH_OUT=BENCHMARKS.md  where the report goes ("" to write none)
+//   BENCH_REPORT_FROM=path   only rewrite the report from a run's JSON (tests/bench/results.json)
 //   BENCH_COMMAND            the command line recorded in the report (make bench sets it)
 
 import { writeFile, readFile, access } from 'node:fs/promises';
@@ -260,12 +261,16 @@ function report(r) {
   L.push('## The attack step: ratios lab / peer (below 1: the lab is faster)');
   L.push('');
   const pairs = PAIRS.filter(([a, b]) => r.config.contestants.includes(a) && r.config.contestants.includes(b));
-  L.push(`| net, batch | rounds | ${pairs.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`);
-  L.push(`|---|---|${pairs.map(() => '---').join('|')}|`);
+  const nativeOf = (j, c) => j?.results?.find?.((t) => t.dataset === c.dataset && t.batch === c.batch)?.ms_per_step_median;
+  const both = r.torch && Array.isArray(r.native?.results);
+  L.push(`| net, batch | rounds | ${pairs.map(([a, b]) => `${a} / ${b}`).join(' | ')}${both ? ' | lab native / PyTorch CPU |' : ' |'}`);
+  L.push(`|---|---|${pairs.map(() => '---').join('|')}${both ? '|---|' : '|'}`);
   for (const c of cells) {
     const key = `${c.dataset}:${c.batch}`;
-    L.push(`| ${c.dataset}, ${c.batch} | ${c.rounds} | ${pairs.map(([a, b]) => fmtRatio(r.steps[key]?.ratios?.[`${a}/${b}`])).join(' | ')} |`);
+    const nt = both ? ` | ${fmtRatio(nativeOf(r.native, c) / nativeOf(r.torch, c))}` : '';
+    L.push(`| ${c.dataset}, ${c.batch} | ${c.rounds} | ${pairs.map(([a, b]) => fmtRatio(r.steps[key]?.ratios?.[`${a}/${b}`])).join(' | ')}${nt} |`);
   }
+  if (both) L.push('', 'The native ratio is of medians from two separate runs (the PyTorch script, then `lab bench --attack-step`), not interleaved.');
   L.push('');
   L.push('## The attack step: medians (time per step)');
   L.push('');
@@ -282,8 +287,8 @@ function report(r) {
       const err = r.steps[key]?.errors?.[k];
       return m != null ? fmtMs(m) : err ? 'failed' : '—';
     });
-    if (r.torch) row.push(fmtMs(r.torch.results?.find((t) => t.dataset === c.dataset && t.batch === c.batch)?.ms_per_step_median));
-    if (r.native) row.push(fmtMs(r.native.results?.find((t) => t.dataset === c.dataset && t.batch === c.batch)?.ms_per_step_median));
+    if (r.torch) row.push(fmtMs(nativeOf(r.torch, c)));
+    if (r.native) row.push(fmtMs(nativeOf(r.native, c)));
     L.push(`| ${c.dataset}, ${c.batch} | ${row.join(' | ')} |`);
   }
   L.push('');
@@ -296,7 +301,7 @@ function report(r) {
   }
   if (r.torch) {
     L.push('');
-    L.push(`PyTorch peer: \`${r.torch.command}\` — torch ${r.torch.torch}, ${r.torch.threads} threads, ${r.torch.rounds} rounds of ${r.torch.steps} steps (native, not in the browser; the same step on the same weights).`);
+    L.push(`PyTorch peer: \`${r.torch.command.trim()}\` — torch ${r.torch.torch} (PyPI's wheel; used on the CPU), ${r.torch.threads} threads, median of ${r.torch.rounds} rounds, each ${r.torch.steps} (native, not in the browser; the same step on the same weights).`);
   } else {
     L.push('');
     L.push('PyTorch peer: not run (tests/bench/torch_step.py; `make bench` runs it when PyTorch installs).');
@@ -309,7 +314,7 @@ function report(r) {
     L.push(JSON.stringify(r.native, null, 2));
     L.push('```');
   } else {
-    L.push(r.native ? `Native lab: \`${r.native.command ?? 'lab bench --attack-step --json'}\`.` : 'Native lab: `lab bench --attack-step` does not exist yet in this build (or no built `target/release/lab`); only the PyTorch side ran natively.');
+    L.push(r.native ? `Native lab: \`${r.native.command ?? 'lab bench --attack-step --json'}\`${r.native.device ? ` on ${r.native.device}` : ''} — the built target/release/lab, whose sources may be newer than pkg/'s.` : 'Native lab: `lab bench --attack-step` does not exist yet in this build (or no built `target/release/lab`); only the PyTorch side ran natively.');
   }
   L.push('');
   L.push('## WebGPU calls per step (counted in the page)');
@@ -350,8 +355,12 @@ function report(r) {
     L.push('');
     L.push('| net, batch | engine | dispatches per step by kernel, most first |');
     L.push('|---|---|---|');
+    // One name per kernel: type parameters and vectorisation dropped (the page does the same since it was written).
+    const kernel = (n) => n.replace(/_[a-z]+_(f32|u32|i32|f16|bool)(_.*)?$/, '');
     for (const [what, k, kinds] of byKind) {
-      const sorted = Object.entries(kinds).sort((a, b) => b[1] - a[1]);
+      const merged = {};
+      for (const [n, v] of Object.entries(kinds)) merged[kernel(n)] = +((merged[kernel(n)] ?? 0) + v).toFixed(1);
+      const sorted = Object.entries(merged).sort((a, b) => b[1] - a[1]);
       L.push(`| ${what} | ${k} | ${sorted.map(([n, v]) => `${n} ${v}`).join(', ')} |`);
     }
   }
@@ -456,6 +465,13 @@ async function readJson(path) {
 }
 
 async function main() {
+  const from = env('BENCH_REPORT_FROM', '');
+  if (from) {
+    // Rewrites the report from a run's JSON (tests/bench/results.json) without measuring again.
+    const r = JSON.parse(await readFile(from, 'utf8'));
+    await writeFile(resolve(REPO, env('BENCH_OUT', 'BENCHMARKS.md')), report(r));
+    return;
+  }
   if (!(await exists(CHROMIUM))) throw new Error(`no Chromium at ${CHROMIUM} (make setup)`);
   for (const p of ['pkg/advlab.js', 'node_modules/@tensorflow/tfjs/dist/tf.min.js']) {
     if (!(await exists(join(REPO, p)))) throw new Error(`${p} is missing (make setup / npm ci)`);

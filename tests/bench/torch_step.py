@@ -172,7 +172,7 @@ def main():
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "rounds": args.rounds,
-                "steps": f"at least {args.min_steps} and {args.min_ms:.0f} ms, at most {args.max_steps}, after a warm-up step",
+                "steps": f"at least {args.min_steps} step(s) and {args.min_ms:.0f} ms, at most {args.max_steps} steps, after an untimed step",
                 "results": results,
                 "logprobs": logprobs,
             },
