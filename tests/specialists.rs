@@ -4,7 +4,7 @@
 
 use advlab::attacks::{AttackTarget, CwParams, Goal, Silent};
 use advlab::data::DatasetKind;
-use advlab::defenses::specialists::{confusion_matrix, confusion_set, membership, specialist_sets, vote};
+use advlab::defenses::specialists::{calibrate_vote, confusion_matrix, confusion_set, membership, specialist_sets, vote, vote_dataset};
 use advlab::engine::Engine;
 use advlab::inference::{argmax_rows, dataset_tensor, read_f32};
 use advlab::models::ensemble::{decode_ensemble, encode_ensemble, ConfusionRecord, SpecialistRecord, VoteThreshold, PINNED_LOGIT};
@@ -158,9 +158,13 @@ fn generalist() -> (Engine, Classifier) {
     (e, g)
 }
 
-fn pack_images(n: usize, d: &Device) -> (Tensor<4>, Vec<usize>) {
+fn pack() -> advlab::data::Dataset {
     let pack = SamplePack::parse(&std::fs::read_to_string(models().join("mnist-samples.json")).unwrap()).unwrap();
-    let data = pack.dataset(&std::fs::read(models().join(&pack.file)).unwrap()).unwrap();
+    pack.dataset(&std::fs::read(models().join(&pack.file)).unwrap()).unwrap()
+}
+
+fn pack_images(n: usize, d: &Device) -> (Tensor<4>, Vec<usize>) {
+    let data = pack();
     (dataset_tensor(&data, 0, n, d), data.labels[..n].iter().map(|&l| l as usize).collect())
 }
 
@@ -225,6 +229,7 @@ fn synthetic(e: &Engine, g: &Classifier, sets: &[Vec<usize>], min_confidence: f3
         seconds: 0.0,
         detector: Some(VoteThreshold { min_confidence, false_positive_rate: 0.05, calibration_images: 0 }),
         vote_test_accuracy: None,
+        timing: None,
     };
     (manifest, bytes)
 }
@@ -271,6 +276,20 @@ fn the_specialists_system_votes_flags_by_confidence_and_refuses_what_does_not_fi
         flagged += flags[i] as usize;
     }
     assert!(flagged > 0 && flagged < 40, "a threshold of 0.999 flags some benign images, not all: {flagged}");
+    // Calibration as `lab train specialists` runs it: the first half sets the minimum so that
+    // at most 5% of it falls below, the second half measures the rate.
+    let v = system.vote().unwrap();
+    let held = pack().slice(0, 40);
+    let t = block(calibrate_vote(v, &held, &d));
+    let (winners, conf) = block(vote_dataset(v, &held, &d));
+    assert_eq!(winners, classes);
+    assert_eq!(t.calibration_images, 20);
+    // Flagged as the detector flags: score 1 - confidence above 1 - the minimum.
+    let below = |c: &f32| 1.0 - c > 1.0 - t.min_confidence;
+    assert!(conf[..20].iter().filter(|c| below(c)).count() <= 1, "5% of 20: {t:?} {conf:?}");
+    assert!(conf[..20].iter().any(|c| 1.0 - c == 1.0 - t.min_confidence), "the threshold is one of the fitted scores");
+    let rate = conf[20..].iter().filter(|c| below(c)).count() as f64 / 20.0;
+    assert!((t.false_positive_rate - rate).abs() < 1e-9, "{t:?} vs {rate}");
 }
 
 #[test]

@@ -67,7 +67,7 @@ fn spelling_composes_preprocessing_and_detectors() {
     stale.classifiers[0].sha256 = "00".repeat(32);
     assert!(stale.build(&e.models).err().unwrap().contains("other weights"));
     let mut stale = spec.clone();
-    let DetectorSpec::FeatureSqueezing { model_sha256, .. } = &mut stale.detectors[0];
+    let DetectorSpec::FeatureSqueezing { model_sha256, .. } = &mut stale.detectors[0] else { panic!("the detector part is feature squeezing") };
     *model_sha256 = "11".repeat(32);
     assert!(stale.build(&e.models).err().unwrap().contains("calibrated on another model"));
     // The presets say what the page can offer.

@@ -119,7 +119,8 @@ fn sample_pack_len(kind: DatasetKind, models: &Path) -> String {
 pub fn attack(a: AttackArgs) -> Res {
     let kind = dataset(&a.dataset)?;
     let spec = AttackSpec::build(&a.attack, &a.options, kind)?;
-    let engine = engine_for(kind, &a.models)?;
+    let mut engine = engine_for(kind, &a.models)?;
+    super::specialists::load_if_named(&mut engine, kind, &a.defense, &a.models)?;
     let device = engine.device().clone();
     let (test, source) = test_images(kind, a.data.as_deref(), &a.models)?;
     let generalist = engine.generalist(kind)?;

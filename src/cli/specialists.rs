@@ -12,6 +12,15 @@ use advlab::train::specialists::{publish_specialists, train_specialists, write_m
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Loads the data set's Specialists+1 ensemble (`models/<dataset>-specialists.json`) when a
+/// comma-separated list of systems names it.
+pub fn load_if_named(engine: &mut advlab::engine::Engine, kind: DatasetKind, defenses: &str, models: &Path) -> Res {
+    if defenses.split(',').any(|d| d.trim() == "specialists") {
+        engine.models.load_ensemble_from_dir(models, &format!("{}-specialists", kind.name()))?;
+    }
+    Ok(())
+}
+
 pub struct Args {
     pub data: Option<PathBuf>,
     pub epochs: Option<usize>,
@@ -67,7 +76,9 @@ fn calibrate(models: &Path, ensemble: &mut advlab::models::EnsembleManifest, man
     let mut set = ModelSet::new(device.clone());
     set.insert(manifest.clone(), bytes)?;
     let weights = read(&models.join(&ensemble.weights))?;
-    let loaded = set.insert_ensemble(ensemble.clone(), &weights)?;
+    set.insert_ensemble(ensemble.clone(), &weights)?;
+    let loaded = set.specialists(ensemble.dataset).ok_or("the ensemble was just loaded")?;
+    let generalist = set.get(ModelSet::name_of(manifest))?;
     let detector = VoteDetector { ensemble: &loaded.model, grad_ensemble: &loaded.grad_model, sets: ensemble.member_sets(manifest.classes.len()), min_confidence: 0.0 };
     let start = std::time::Instant::now();
     let held = test.slice(1000.min(test.len()), (1000 + calibration).min(test.len()));
@@ -85,5 +96,43 @@ fn calibrate(models: &Path, ensemble: &mut advlab::models::EnsembleManifest, man
     ));
     ensemble.detector = Some(threshold);
     ensemble.vote_test_accuracy = Some(accuracy);
+    let timing = time_forward(generalist, loaded, &test.slice(0, 100.min(test.len())), device)?;
+    log(&format!("{timing:?}"));
+    ensemble.timing = Some(timing);
     write_manifest(models, ensemble)
+}
+
+/// Median milliseconds of `f` over 5 runs after one warm-up (each run reads its result back, so
+/// the work is done when the clock stops).
+fn median_ms(mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    f()?;
+    let mut t = Vec::with_capacity(5);
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok(t[2])
+}
+
+/// The stacked forward (and forward + backward to the input) against the generalist's alone.
+fn time_forward(g: &advlab::models::LoadedClassifier, e: &advlab::models::LoadedEnsemble, data: &advlab::data::Dataset, device: &burn::prelude::Device) -> Result<advlab::models::ensemble::EnsembleTiming, String> {
+    use burn::prelude::*;
+    let x = advlab::inference::dataset_tensor(data, 0, data.len(), device);
+    let read = |t: Tensor<1>| pollster::block_on(advlab::inference::read_f32(t)).map(|_| ());
+    let step = |f: &dyn Fn(Tensor<4>) -> Tensor<1>| {
+        let xg = x.clone().autodiff().require_grad();
+        let grads = f(xg.clone()).backward();
+        read(xg.grad(&grads).expect("input gradient").inner().sum())
+    };
+    Ok(advlab::models::ensemble::EnsembleTiming {
+        device: format!("{device:?}"),
+        batch: data.len(),
+        members: e.model.members(),
+        generalist_forward_ms: median_ms(|| read(g.model.forward(x.clone()).sum()))?,
+        ensemble_forward_ms: median_ms(|| read(e.model.forward(x.clone()).sum()))?,
+        generalist_step_ms: median_ms(|| step(&|xg| g.grad_model.forward(xg).sum()))?,
+        ensemble_step_ms: median_ms(|| step(&|xg| e.grad_model.forward(xg).sum()))?,
+    })
 }

@@ -238,6 +238,22 @@ pub struct EnsembleManifest {
     /// Accuracy of the vote on the whole test set, when measured.
     #[serde(default)]
     pub vote_test_accuracy: Option<f64>,
+    /// The stacked forward's cost against the generalist's alone, when measured.
+    #[serde(default)]
+    pub timing: Option<EnsembleTiming>,
+}
+
+/// Milliseconds per call (median of several) on the machine that trained the ensemble.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnsembleTiming {
+    pub device: String,
+    pub batch: usize,
+    pub members: usize,
+    pub generalist_forward_ms: f64,
+    pub ensemble_forward_ms: f64,
+    /// Forward + backward to the input (an attack step's network work).
+    pub generalist_step_ms: f64,
+    pub ensemble_step_ms: f64,
 }
 
 impl EnsembleManifest {

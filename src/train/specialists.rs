@@ -262,6 +262,7 @@ pub fn publish_specialists(dir: &Path, generalist: &ModelManifest, state: &Speci
         ),
         detector: None,
         vote_test_accuracy: None,
+        timing: None,
     };
     write_manifest(dir, &manifest)?;
     write_atomic(&dir.join(&weights), &bytes)?;
