@@ -16,10 +16,10 @@ export class Lab {
         wasm.__wbg_lab_free(ptr, 0);
     }
     /**
-     * Attacks one image. The untargeted goal is to leave the class the model gives now (a
-     * drawn digit has no label); a targeted one names the class to reach. Returns
-     * {success, cancelled, image, l2, linf, probs, predicted, original_predicted,
-     *  rounded: {predicted, probs, still_adversarial}}.
+     * Attacks one image (see [`Engine::attack_one`]). Returns {success, cancelled, image, l2,
+     * linf, probs, predicted, original_predicted, attack, defense, adaptive, flagged,
+     * detectors, rounded: {predicted, probs, still_adversarial}, bare?: the same for the
+     * bare model's example of a non-adaptive attack on a defense}.
      * @param {string} dataset_name
      * @param {Float32Array} pixels
      * @param {any} params
@@ -33,10 +33,32 @@ export class Lab {
         return ret;
     }
     /**
+     * Every attack's defaults for a data set: {cw: {...}, pgd: {...}, fgsm: {...}}.
+     * @param {string} dataset_name
+     * @returns {any}
+     */
+    attack_defaults(dataset_name) {
+        try {
+            const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
+            const ptr0 = passStringToWasm0(dataset_name, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            const len0 = WASM_VECTOR_LEN;
+            wasm.lab_attack_defaults(retptr, this.__wbg_ptr, ptr0, len0);
+            var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
+            var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
+            var r2 = getDataViewMemory0().getInt32(retptr + 4 * 2, true);
+            if (r2) {
+                throw takeFromExternrefTable0(r1);
+            }
+            return takeFromExternrefTable0(r0);
+        } finally {
+            wasm.__wbindgen_add_to_stack_pointer(16);
+        }
+    }
+    /**
      * Attacks a batch of images at once (e.g. the first samples of the pack) with the same
      * engine as the CLI: `labels` are the true classes; targeted attacks aim at `targets`.
      * Returns {success: [bool], l2: [f32], linf: [f32], predicted: [usize], cancelled,
-     * success_rate, mean_l2}.
+     * success_rate, mean_l2, attack}.
      * @param {string} dataset_name
      * @param {Float32Array} pixels
      * @param {Uint32Array | number[]} labels
@@ -112,6 +134,29 @@ export class Lab {
         return ret;
     }
     /**
+     * The verdict of a spelled system (e.g. `bit-depth+detector`) on one image:
+     * {system, predicted, probs, flagged, detectors: [{name, score, threshold, flagged}]}.
+     * @param {string} dataset_name
+     * @param {Float32Array} pixels
+     * @param {string} defense
+     * @returns {Promise<any>}
+     */
+    judge(dataset_name, pixels, defense) {
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passStringToWasm0(dataset_name, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passStringToWasm0(defense, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_export3(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_export3(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.lab_judge(this.__wbg_ptr, ptr0, len0, pixels, ptr1, len1);
+        return ret;
+    }
+    /**
      * Loads the feature-squeezing configuration (`models/<dataset>-squeeze.json`) of a loaded
      * model. Returns {threshold, detector: [names], bit_depth, median}.
      * @param {string} json
@@ -135,8 +180,8 @@ export class Lab {
         }
     }
     /**
-     * Checks the weights against the manifest (sha256, tensor shapes) and keeps the model.
-     * Returns {dataset, classes, input}.
+     * Checks the weights against the manifest (sha256, tensor shapes) and keeps the classifier
+     * in the model set. Returns {name, dataset, classes, input, test_accuracy, architecture}.
      * @param {string} manifest_json
      * @param {Uint8Array | number[]} weights
      * @returns {any}
@@ -168,7 +213,7 @@ export class Lab {
         }
     }
     /**
-     * Softmax probabilities for one image (CHW, [0, 1]).
+     * Softmax probabilities of the data set's generalist for one image (CHW, [0, 1]).
      * @param {string} dataset_name
      * @param {Float32Array} pixels
      * @returns {Promise<Float32Array>}
@@ -180,10 +225,9 @@ export class Lab {
         return ret;
     }
     /**
-     * What the feature-squeezing defenses see for one image: each squeezed view with the
-     * model's answer on it and its L1 distance to the original's softmax, the detector's score
-     * against its threshold, and the verdict. Returns {threshold, score, flagged, predicted,
-     * probs, views: [{name, image, probs, predicted, l1, in_detector, preprocessing}]}.
+     * What the feature-squeezing defenses see for one image. Returns {threshold, score,
+     * flagged, predicted, probs, views: [{name, image, probs, predicted, l1, in_detector,
+     * preprocessing}]}.
      * @param {string} dataset_name
      * @param {Float32Array} pixels
      * @returns {Promise<any>}
@@ -193,6 +237,28 @@ export class Lab {
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.lab_squeeze_report(this.__wbg_ptr, ptr0, len0, pixels);
         return ret;
+    }
+    /**
+     * The systems the page can offer: [{name, label, parts, available, reason?}].
+     * @param {string} dataset_name
+     * @returns {any}
+     */
+    systems(dataset_name) {
+        try {
+            const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
+            const ptr0 = passStringToWasm0(dataset_name, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            const len0 = WASM_VECTOR_LEN;
+            wasm.lab_systems(retptr, this.__wbg_ptr, ptr0, len0);
+            var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
+            var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
+            var r2 = getDataViewMemory0().getInt32(retptr + 4 * 2, true);
+            if (r2) {
+                throw takeFromExternrefTable0(r1);
+            }
+            return takeFromExternrefTable0(r0);
+        } finally {
+            wasm.__wbindgen_add_to_stack_pointer(16);
+        }
     }
 }
 if (Symbol.dispose) Lab.prototype[Symbol.dispose] = Lab.prototype.free;
@@ -776,7 +842,7 @@ function __wbg_get_imports() {
                     const a = state0.a;
                     state0.a = 0;
                     try {
-                        return __wasm_bindgen_func_elem_60943(a, state0.b, arg0, arg1);
+                        return __wasm_bindgen_func_elem_61410(a, state0.b, arg0, arg1);
                     } finally {
                         state0.a = a;
                     }
@@ -1140,33 +1206,33 @@ function __wbg_get_imports() {
             arg0.writeBuffer(arg1, arg2, getArrayU8FromWasm0(arg3, arg4), arg5, arg6);
         }, arguments); },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 25423, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_60941);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 25441, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_61408);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDevice")], shim_idx: 13968, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34804);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDevice")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35247);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDeviceLostInfo")], shim_idx: 13969, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34806);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDeviceLostInfo")], shim_idx: 13987, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35249);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUUncapturedErrorEvent")], shim_idx: 13969, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34806_15);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUUncapturedErrorEvent")], shim_idx: 13987, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35249_18);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("any")], shim_idx: 13968, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34804_16);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("any")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35247_19);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("undefined")], shim_idx: 13968, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_34804_17);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("undefined")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35247_20);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0) {
@@ -1209,22 +1275,22 @@ function __wbg_get_imports() {
     };
 }
 
-function __wasm_bindgen_func_elem_34806(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_34806(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_35249(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_35249(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_34806_15(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_34806_15(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_35249_18(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_35249_18(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_60943(arg0, arg1, arg2, arg3) {
-    wasm.__wasm_bindgen_func_elem_60943(arg0, arg1, arg2, arg3);
+function __wasm_bindgen_func_elem_61410(arg0, arg1, arg2, arg3) {
+    wasm.__wasm_bindgen_func_elem_61410(arg0, arg1, arg2, arg3);
 }
 
-function __wasm_bindgen_func_elem_60941(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_61408(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_60941(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_61408(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1235,10 +1301,10 @@ function __wasm_bindgen_func_elem_60941(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_34804(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35247(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_34804(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35247(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1249,10 +1315,10 @@ function __wasm_bindgen_func_elem_34804(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_34804_16(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35247_19(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_34804_16(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35247_19(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1263,10 +1329,10 @@ function __wasm_bindgen_func_elem_34804_16(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_34804_17(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35247_20(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_34804_17(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35247_20(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
