@@ -54,6 +54,9 @@ enum Command {
         /// Use only the first N training images (quick runs and tests)
         #[arg(long)]
         limit: Option<usize>,
+        /// specialists: at most this many training images per specialist and epoch (a seeded subset)
+        #[arg(long)]
+        specialist_images: Option<usize>,
         /// specialists: held-out benign test images (from image 1000 on) for the detector's threshold
         #[arg(long, default_value_t = 2000)]
         calibration: usize,
@@ -138,8 +141,8 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, models, limit, calibration, .. } if dataset == "specialists" => {
-            specialists::train(specialists::Args { data, epochs, batch_size, learning_rate, seed, models, limit, calibration })
+        Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, models, limit, calibration, specialist_images, .. } if dataset == "specialists" => {
+            specialists::train(specialists::Args { data, epochs, batch_size, learning_rate, seed, models, limit, max_images: specialist_images, calibration })
         }
         Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, models, checkpoint, limit, .. } => {
             commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, &models, checkpoint, limit)

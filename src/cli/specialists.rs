@@ -29,6 +29,8 @@ pub struct Args {
     pub seed: Option<u64>,
     pub models: PathBuf,
     pub limit: Option<usize>,
+    /// At most this many training images per specialist and epoch.
+    pub max_images: Option<usize>,
     /// Held-out benign test images (from image 1000 on) for the threshold.
     pub calibration: usize,
 }
@@ -41,6 +43,7 @@ pub fn train(args: Args) -> Res {
         batch_size: args.batch_size.unwrap_or(defaults.batch_size),
         learning_rate: args.learning_rate.unwrap_or(defaults.learning_rate),
         seed: args.seed.unwrap_or(defaults.seed),
+        max_images: args.max_images,
         ..defaults
     };
     let models = &args.models;

@@ -36,11 +36,33 @@ pub struct SpecialistOptions {
     /// Adam's peak learning rate, decayed to 0 over each specialist's steps (cosine).
     pub learning_rate: f64,
     pub seed: u64,
+    /// At most this many of its classes' training images per epoch (a seeded random subset,
+    /// drawn anew each epoch); all of them when absent.
+    #[serde(default)]
+    pub max_images: Option<usize>,
 }
 
 impl Default for SpecialistOptions {
     fn default() -> Self {
-        SpecialistOptions { fgsm_epsilon: 0.2, coverage: 0.8, epochs: 1, batch_size: 128, learning_rate: 2e-4, seed: 1 }
+        SpecialistOptions { fgsm_epsilon: 0.2, coverage: 0.8, epochs: 1, batch_size: 128, learning_rate: 2e-4, seed: 1, max_images: None }
+    }
+}
+
+impl SpecialistOptions {
+    /// Whether `other` gives the same confusion matrix and sets (what a resumed run keeps).
+    fn same_sets(&self, other: &SpecialistOptions) -> bool {
+        self.fgsm_epsilon == other.fgsm_epsilon && self.coverage == other.coverage
+    }
+
+    fn describe_training(&self) -> String {
+        let images = match self.max_images {
+            Some(n) => format!("at most {n} (a seeded random subset per epoch) of the training images of its classes"),
+            None => "the training images of its classes only".into(),
+        };
+        format!(
+            "the generalist's weights with the logits outside its set pinned (fc3 weights 0, bias -1e4), fine-tuned {} epoch(s) on {images}; Adam, batch {}, learning rate {} with cosine decay to 0, no augmentation, seed {}",
+            self.epochs, self.batch_size, self.learning_rate, self.seed
+        )
     }
 }
 
@@ -121,13 +143,15 @@ fn fine_tune(generalist: &[u8], config: &ClassifierConfig, set: &[usize], train:
     let pinned = encode_weights(&pinned).map_err(|e| e.to_string())?;
     let mut model = decode_weights(config, &pinned, &train_device).map_err(|e| e.to_string())?.train();
     let mut optim = AdamConfig::new().init();
-    let batches = train.len().div_ceil(options.batch_size);
+    let per_epoch = options.max_images.unwrap_or(usize::MAX).min(train.len());
+    let batches = per_epoch.div_ceil(options.batch_size);
     let total = batches * options.epochs;
     let start = Instant::now();
     for epoch in 0..options.epochs {
         let mut rng = StdRng::seed_from_u64(options.seed.wrapping_mul(1000).wrapping_add((index * 100 + epoch) as u64));
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
+        order.truncate(per_epoch);
         for (b, indices) in order.chunks(options.batch_size).enumerate() {
             let pixels = batch_pixels(train, indices, false, &mut rng);
             let labels: Vec<u8> = indices.iter().map(|&i| train.labels[i]).collect();
@@ -162,7 +186,8 @@ pub fn train_specialists(
     let mut state = match std::fs::read_to_string(&paths.state) {
         Ok(text) => {
             let state: SpecialistState = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", paths.state.display()))?;
-            if state.generalist_sha256 != manifest.sha256 || state.options != *options || state.dataset != dataset {
+            let mut state = state;
+            if state.generalist_sha256 != manifest.sha256 || !state.options.same_sets(options) || state.dataset != dataset {
                 return Err(format!(
                     "{}: made from other weights or with other settings ({:?}); remove it and {} to start over, or pass the same options",
                     paths.state.display(),
@@ -171,6 +196,13 @@ pub fn train_specialists(
                 ));
             }
             log(&format!("resuming: {} of {} specialists done", state.done.iter().flatten().count(), state.sets.len()));
+            // The sets stay; the training settings may change for the specialists still to
+            // train (each record keeps its own epochs and images).
+            if state.options != *options {
+                log(&format!("training settings changed from {:?} to {options:?} for the specialists not yet trained", state.options));
+                state.options = options.clone();
+                save_state(paths, &state)?;
+            }
             state
         }
         Err(_) => {
@@ -215,9 +247,10 @@ pub fn train_specialists(
         let accuracy = pollster::block_on(inference::accuracy(&model, &test, 500, device))?;
         let weights = encode_weights(&model).map_err(|e| e.to_string())?;
         write_atomic(&path, &weights)?;
-        let record = SpecialistRecord { classes: set.clone(), test_accuracy: accuracy, test_images: test.len(), training_images: train.len(), epochs: options.epochs, seconds };
+        let used = options.max_images.unwrap_or(usize::MAX).min(train.len());
+        let record = SpecialistRecord { classes: set.clone(), test_accuracy: accuracy, test_images: test.len(), training_images: used, epochs: options.epochs, seconds };
         log(&format!(
-            "specialist {i} {set:?}: {} training images, {:.0} s; accuracy {accuracy:.4} on the {} test images of its classes",
+            "specialist {i} {set:?}: {used} of its {} training images per epoch, {:.0} s; accuracy {accuracy:.4} on the {} test images of its classes",
             train.len(),
             seconds,
             test.len()
@@ -256,10 +289,7 @@ pub fn publish_specialists(dir: &Path, generalist: &ModelManifest, state: &Speci
         seconds: state.confusion_seconds + records.iter().map(|r| r.seconds).sum::<f64>(),
         specialists: records,
         confusion: state.confusion.clone(),
-        training: format!(
-            "each specialist: the generalist's weights with the logits outside its set pinned (fc3 weights 0, bias -1e4), fine-tuned {} epoch(s) on the training images of its classes only; Adam, batch {}, learning rate {} with cosine decay to 0, no augmentation, seed {}",
-            state.options.epochs, state.options.batch_size, state.options.learning_rate, state.options.seed
-        ),
+        training: format!("each specialist: {} (per specialist: see specialists[].training_images, epochs)", state.options.describe_training()),
         detector: None,
         vote_test_accuracy: None,
         timing: None,
