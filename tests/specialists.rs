@@ -322,3 +322,56 @@ fn the_targeted_adaptive_attack_makes_every_holder_vote_for_the_target() {
     }
     eprintln!("adaptive C&W on Specialists+1: L2 {:?}", out.l2);
 }
+
+#[test]
+fn training_the_specialists_resumes_and_publishes_pinned_members_the_model_set_accepts() {
+    use advlab::data::Splits;
+    use advlab::train::specialists::{publish_specialists, train_specialists, SpecialistOptions, SpecialistPaths};
+    let (mut e, _) = generalist();
+    let d = e.device().clone();
+    let manifest = e.generalist(DatasetKind::Mnist).unwrap().manifest.clone();
+    let bytes = std::fs::read(models().join(&manifest.weights)).unwrap();
+    // The sample pack stands in for both splits (the pipeline is under test, not the figures).
+    let splits = Splits { train: pack(), test: pack() };
+    let dir = std::env::temp_dir().join(format!("advlab-specialists-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let paths = SpecialistPaths::under(&dir.join("checkpoints"), DatasetKind::Mnist);
+    let options = SpecialistOptions { batch_size: 16, max_images: Some(16), ..SpecialistOptions::default() };
+    let mut lines = Vec::new();
+    let state = train_specialists((&manifest, &bytes), &splits, &options, &paths, &d, &mut |l| lines.push(l.to_string())).unwrap();
+    let k = state.sets.len();
+    assert!(k >= 2 && state.done.iter().all(|r| r.is_some()));
+    assert_eq!(state.confusion.matrix.iter().flatten().sum::<u64>(), 100, "one FGSM example per training image");
+    for (set, (record, _)) in state.sets.iter().zip(state.done.iter().flatten()) {
+        assert_eq!(&record.classes, set);
+        let of_set = splits.test.labels.iter().filter(|l| set.contains(&(**l as usize))).count();
+        assert_eq!(record.training_images, of_set.min(16), "at most 16 of its classes' images");
+        assert_eq!(record.test_images, of_set);
+    }
+    // Resumed: nothing is trained again; other sets settings are refused.
+    let mut again = Vec::new();
+    train_specialists((&manifest, &bytes), &splits, &options, &paths, &d, &mut |l| again.push(l.to_string())).unwrap();
+    assert!(again.iter().all(|l| !l.starts_with("specialist ")), "{again:?}");
+    assert!(again[0].contains(&format!("{k} of {k} specialists done")));
+    let other = SpecialistOptions { coverage: 0.9, ..options.clone() };
+    assert!(train_specialists((&manifest, &bytes), &splits, &other, &paths, &d, &mut |_| {}).unwrap_err().contains("other settings"));
+    // Published: the model set stacks them behind the generalist, each pinned outside its set.
+    let ens = publish_specialists(&dir, &manifest, &state, &paths, &d).unwrap();
+    let weights = std::fs::read(dir.join(&ens.weights)).unwrap();
+    let loaded = e.models.insert_ensemble(ens.clone(), &weights).unwrap();
+    assert_eq!(loaded.model.members(), k + 1);
+    let (x, _) = pack_images(4, &d);
+    let z = read(loaded.model.forward(x));
+    for (m, set) in ens.member_sets(10).iter().enumerate() {
+        for i in 0..4 {
+            for c in 0..10 {
+                assert_eq!(z[(m * 4 + i) * 10 + c] == PINNED_LOGIT, !set.contains(&c), "member {m}, class {c}");
+            }
+        }
+    }
+    let mut tampered = weights.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(e.models.insert_ensemble(ens, &tampered).is_err(), "a changed weights file is refused");
+    let _ = std::fs::remove_dir_all(&dir);
+}
