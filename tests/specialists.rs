@@ -276,6 +276,16 @@ fn the_specialists_system_votes_flags_by_confidence_and_refuses_what_does_not_fi
         flagged += flags[i] as usize;
     }
     assert!(flagged > 0 && flagged < 40, "a threshold of 0.999 flags some benign images, not all: {flagged}");
+    // The panel's report of one image agrees with the verdict.
+    for i in [0usize, 7] {
+        let r = block(advlab::defenses::specialists::report(system.vote().unwrap(), x.clone().slice([i..i + 1])));
+        assert_eq!((r.winner, r.flagged), (judged[i].predicted, judged[i].flagged), "image {i}");
+        assert_eq!(r.members.len(), k);
+        let voters: Vec<&advlab::defenses::specialists::MemberVote> = r.members.iter().filter(|m| m.counted && m.vote == r.winner).collect();
+        let mean = voters.iter().map(|m| m.confidence).sum::<f32>() / voters.len() as f32;
+        assert!((mean - r.confidence).abs() < 1e-5, "image {i}: {r:?}");
+        assert_eq!(r.unanimous, r.members.iter().all(|m| !m.classes.contains(&r.winner) || m.vote == r.winner));
+    }
     // Calibration as `lab train specialists` runs it: the first half sets the minimum so that
     // at most 5% of it falls below, the second half measures the rate.
     let v = system.vote().unwrap();

@@ -225,3 +225,50 @@ pub async fn calibrate_vote(detector: &VoteDetector<'_>, held: &crate::data::Dat
     let flagged = check.iter().filter(|c| 1.0 - **c > 1.0 - min_confidence).count();
     Ok(crate::models::ensemble::VoteThreshold { min_confidence, false_positive_rate: flagged as f64 / check.len().max(1) as f64, calibration_images: half })
 }
+
+/// One classifier's line of the vote table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberVote {
+    /// Its class set (the generalist: every class).
+    pub classes: Vec<usize>,
+    /// The class it predicts and its softmax probability.
+    pub vote: usize,
+    pub confidence: f32,
+    /// Whether its vote counted (a unanimous class: only the classifiers holding it count).
+    pub counted: bool,
+}
+
+/// What the Specialists+1 panel shows for one image: the vote table, the winner, the mean
+/// confidence of the winner's voters against the minimum, and the verdict.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VoteReport {
+    pub members: Vec<MemberVote>,
+    pub winner: usize,
+    /// Whether every classifier holding the winner voted for it.
+    pub unanimous: bool,
+    pub confidence: f32,
+    pub min_confidence: f32,
+    pub flagged: bool,
+}
+
+/// The report for one image `x` ([1, c, h, w]), read back in one transfer.
+pub async fn report(detector: &VoteDetector<'_>, x: Tensor<4>) -> Result<VoteReport, String> {
+    let probs = softmax(detector.ensemble.forward(x), 2);
+    let [k, _, classes] = probs.dims();
+    let v = vote(probs.clone(), membership(&detector.sets, classes, &probs.device()));
+    let all = crate::inference::read_f32(Tensor::cat(vec![probs.reshape([-1]), v.logits.reshape([-1]), v.confidence], 0)).await?;
+    let winner = crate::inference::argmax_rows(&all[k * classes..(k + 1) * classes], classes)[0];
+    let confidence = all[(k + 1) * classes];
+    let votes: Vec<usize> = crate::inference::argmax_rows(&all[..k * classes], classes);
+    let unanimous = detector.sets.iter().zip(&votes).all(|(s, &v)| !s.contains(&winner) || v == winner);
+    let members = detector
+        .sets
+        .iter()
+        .zip(&votes)
+        .enumerate()
+        .map(|(m, (s, &v))| MemberVote { classes: s.clone(), vote: v, confidence: all[m * classes + v], counted: !unanimous || s.contains(&winner) })
+        .collect();
+    // Flagged exactly as the detector flags (its score 1 - confidence above 1 - the minimum).
+    let flagged = 1.0 - confidence > detector.threshold();
+    Ok(VoteReport { members, winner, unanimous, confidence, min_confidence: detector.min_confidence, flagged })
+}
