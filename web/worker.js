@@ -140,32 +140,6 @@ async function timePredict(l, dataset, n, rounds = 3) {
   return times[Math.floor(times.length / 2)];
 }
 
-/**
- * A verdict for engines without Lab.judge (builds before the composed defenses), from the squeeze
- * report, whose verdict (flagged) and per-view predictions the library computed.
- */
-async function judgeFromReport(l, dataset, pixels, defense) {
-  if (!defense || defense === 'none') {
-    const probs = f32(await l.predict(dataset, pixels));
-    let predicted = 0;
-    for (let i = 1; i < probs.length; i++) if (probs[i] > probs[predicted]) predicted = i;
-    return { predicted, probs, flagged: false, detectors: [] };
-  }
-  if (defense.includes('+')) throw new Error('this build of the compute engine cannot judge composed systems');
-  const { report } = plainReport(await l.squeeze_report(dataset, pixels));
-  if (defense === 'detector') {
-    return {
-      predicted: report.predicted,
-      probs: report.probs,
-      flagged: report.flagged,
-      detectors: [{ name: 'squeezing detector', score: report.score, threshold: report.threshold, flagged: report.flagged }],
-    };
-  }
-  const view = report.views.find((v) => v.preprocessing === defense);
-  if (!view) throw new Error(`unknown defense '${defense}'`);
-  return { predicted: view.predicted, probs: view.probs, flagged: false, detectors: [] };
-}
-
 const handlers = {
   async init(msg) {
     if (lab) return backendInfo;
@@ -291,12 +265,11 @@ const handlers = {
 
   async judge(msg) {
     const l = requireLab();
+    if (typeof l.judge !== 'function') throw new Error('this build of the compute engine cannot judge a system (rebuild pkg/)');
     const transfer = [];
-    const verdict = typeof l.judge === 'function'
-      ? plain(await l.judge(msg.dataset, msg.pixels, msg.defense || 'none'), transfer)
-      : await judgeFromReport(l, msg.dataset, msg.pixels, msg.defense);
-    if (verdict) verdict.flagged = !!verdict.flagged;
-    return { verdict, transfer: transfer.length ? transfer : [verdict?.probs?.buffer].filter(Boolean) };
+    const verdict = plain(await l.judge(msg.dataset, msg.pixels, msg.defense || 'none'), transfer);
+    verdict.flagged = !!verdict.flagged;
+    return { verdict, transfer };
   },
 
   async attack(msg, post) {
