@@ -37,10 +37,6 @@ if (skip) console.log(`# skipping the defense browser tests: ${skip}`);
 // needs a large constant and more steps against the detector's hinge (checked natively:
 // `lab attack --defense detector --adaptive --count 1 --steps 1000 --binary-search-steps 2
 // --initial-const 300` fools it at L2 5.4; in the page about a minute on the CPU fallback).
-// The composed systems (bit depth, then the detector on the squeezed image) and the library's
-// verdicts (Lab.judge, Lab.systems) came with the engine of issue 11; an older pkg/ has neither.
-const composedSkip = skip || ((await readFile(join(REPO, 'pkg', 'advlab.js'), 'utf8').catch(() => '')).includes('judge(') ? false : 'pkg/ predates the composed defenses (no Lab.judge)');
-
 const NON_ADAPTIVE = { '#p-steps': 100, '#p-bss': 3, '#p-const': 1, '#p-lr': 0.05, '#p-conf': 0 };
 const ADAPTIVE = { '#p-steps': 1000, '#p-bss': 2, '#p-const': 300, '#p-lr': 0.05, '#p-conf': 0 };
 
@@ -130,7 +126,7 @@ describe('feature squeezing in the page (CPU fallback)', { skip: skip || false, 
     assert.ok(sq.score <= sq.threshold, `score ${sq.score} <= threshold ${sq.threshold}`);
   });
 
-  it('a composed system (bit depth, then the detector): listed by the library, attacked adaptively, judged by the library', { skip: composedSkip }, async (t) => {
+  it('a composed system (bit depth, then the detector): listed by the library, attacked adaptively, judged by the library', async (t) => {
     const options = await page.$$eval('#attack-defense option', (os) => os.map((o) => [o.value, o.disabled]));
     assert.ok(options.some(([v, off]) => v === 'bit-depth+detector' && !off), JSON.stringify(options));
     assert.equal(await page.getAttribute('#attack-defaults', 'data-source'), 'library', 'the form shows the library’s defaults');
