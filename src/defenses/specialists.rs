@@ -100,6 +100,8 @@ pub struct VoteOutcome {
 pub fn vote(probs: Tensor<3>, member: Tensor<2>) -> VoteOutcome {
     let [k, n, c] = probs.dims();
     let device = probs.device();
+    // A member's vote: its most probable class (an exact tie of two probabilities, which float
+    // softmaxes of real images do not produce, would count as a vote for each).
     let votes = probs.clone().equal(probs.clone().max_dim(2).expand([k, n, c])).float(); // [K, n, C]
     let counts = votes.clone().sum_dim(0).reshape([n, c]);
     let holders = member.sum_dim(0); // [1, C]
