@@ -221,6 +221,7 @@ function report(r) {
   L.push('```');
   L.push('');
   if (r.baseline) L.push(`Baseline (base-*): the engine and page of commit ${r.baseline.sha} (BENCH_BASELINE), measured in the same run.`, '');
+  if (r.machine.pkgSourceHashAtEnd !== undefined) L.push(`**pkg/ changed during this run** (source hash \`${String(r.machine.pkgSourceHashAtEnd).slice(0, 12)}\` at the end): its figures mix two builds.`, '');
   L.push(`Run: ${r.startedAt} → ${r.finishedAt} (${(r.seconds / 60).toFixed(1)} min), commit ${r.machine.commit ?? '?'}, pkg/ source hash \`${(r.machine.pkgSourceHash ?? '?').slice(0, 12)}\`.`);
   L.push('');
   L.push('## What is measured');
@@ -645,6 +646,9 @@ async function main() {
   results.finishedAt = finishedAt.toISOString();
   // Other work on the machine slows every contestant; the load average says how much there was.
   results.machine.loadAverageAtEnd = loadavg().map((v) => +v.toFixed(2));
+  // pkg/ may be rebuilt while the benchmark runs (the pages load it at different times): say so.
+  const pkgAtEnd = (await readFile(join(REPO, 'pkg', '.source-hash'), 'utf8').catch(() => '')).trim() || null;
+  if (pkgAtEnd !== results.machine.pkgSourceHash) results.machine.pkgSourceHashAtEnd = pkgAtEnd;
   results.seconds = (finishedAt - startedAt) / 1000;
   const json = JSON.stringify(results, null, 2);
   console.log(json);
