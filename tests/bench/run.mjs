@@ -408,7 +408,11 @@ function report(r) {
     }
     if (!r.config.fullAttack.includes('webgpu')) {
       L.push('');
-      L.push('WebGPU is left out of the default run (on SwiftShader it takes over ten minutes): `BENCH_FULL_ATTACK=cpu,webgpu make bench`.');
+      const f = r.fullAttack.find((x) => !x.error && x.engine === 'lab');
+      const planned = Number(/\/\s*(\d+)/.exec(f?.progressText ?? '')?.[1]);
+      const step = r.steps['mnist:1']?.median?.['lab-webgpu'];
+      const est = planned && step ? ` (${planned} steps at the WebGPU step time above: about ${Math.round((planned * step) / 60000)} min)` : '';
+      L.push(`WebGPU is left out of the default run${est}: \`BENCH_FULL_ATTACK=cpu,webgpu make bench\`.`);
     }
   }
   L.push('');
