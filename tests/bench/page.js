@@ -84,6 +84,47 @@ if (self.GPUDevice) {
     return dispatch.apply(this, a);
   };
 }
+// Time the engines wait on read-backs: from mapAsync to its promise settling (ms, summed).
+GPU_COUNTS.mapAsyncWaitMs = 0;
+if (self.GPUBuffer) {
+  const map = GPUBuffer.prototype.mapAsync; // already counted above
+  GPUBuffer.prototype.mapAsync = function (...a) {
+    const t = performance.now();
+    const p = map.apply(this, a);
+    const done = () => {
+      GPU_COUNTS.mapAsyncWaitMs += performance.now() - t;
+    };
+    p.then(done, done);
+    return p;
+  };
+}
+// Time spent inside queue.submit (it returns at once where the GPU works asynchronously) and
+// waiting on onSubmittedWorkDone, to tell where a call's time goes.
+GPU_COUNTS.submitMs = 0;
+GPU_COUNTS.onSubmittedWorkDone = 0;
+GPU_COUNTS.workDoneWaitMs = 0;
+if (self.GPUQueue) {
+  const submit = GPUQueue.prototype.submit; // already counted above
+  GPUQueue.prototype.submit = function (...a) {
+    const t = performance.now();
+    try {
+      return submit.apply(this, a);
+    } finally {
+      GPU_COUNTS.submitMs += performance.now() - t;
+    }
+  };
+  const workDone = GPUQueue.prototype.onSubmittedWorkDone;
+  GPUQueue.prototype.onSubmittedWorkDone = function (...a) {
+    GPU_COUNTS.onSubmittedWorkDone++;
+    const t = performance.now();
+    const p = workDone.apply(this, a);
+    const done = () => {
+      GPU_COUNTS.workDoneWaitMs += performance.now() - t;
+    };
+    p.then(done, done);
+    return p;
+  };
+}
 const gpuSnapshot = () => ({ ...GPU_COUNTS, kinds: { ...KIND_COUNTS } });
 /** Calls per step between two snapshots (only the kinds that were called). */
 function gpuPerStep(a, b, steps) {

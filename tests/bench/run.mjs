@@ -322,8 +322,10 @@ function report(r) {
   L.push('');
   L.push('The benchmark page wraps the WebGPU methods before any engine starts, so the lab\'s calls (wgpu through wasm-bindgen) and');
   L.push('tfjs\'s are counted alike; per step of the measurements above (median over rounds), and per warm single-image prediction.');
+  L.push('mapAsyncWaitMs: milliseconds from a read-back\'s mapAsync to its promise settling (the wait for the queued GPU work);');
+  L.push('submitMs: milliseconds spent inside queue.submit; workDoneWaitMs: waits on onSubmittedWorkDone.');
   L.push('');
-  const kinds = ['dispatchWorkgroups', 'beginComputePass', 'createCommandEncoder', 'submit', 'createBindGroup', 'createBuffer', 'writeBuffer', 'mapAsync', 'copyBufferToBuffer', 'createComputePipeline', 'createComputePipelineAsync', 'createShaderModule'];
+  const kinds = ['dispatchWorkgroups', 'beginComputePass', 'createCommandEncoder', 'submit', 'createBindGroup', 'createBuffer', 'writeBuffer', 'mapAsync', 'mapAsyncWaitMs', 'submitMs', 'onSubmittedWorkDone', 'workDoneWaitMs', 'copyBufferToBuffer', 'createComputePipeline', 'createComputePipelineAsync', 'createShaderModule'];
   const gpuRows = [];
   for (const c of cells) {
     const key = `${c.dataset}:${c.batch}`;
