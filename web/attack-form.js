@@ -42,7 +42,7 @@ export function applyDefaults() {
   const note = $('#attack-defaults');
   note.dataset.source = d ? 'library' : 'engine';
   note.textContent = d
-    ? `Defaults (the library's, sized for a page; lab attack uses C&W's full budget): ${shown.join(', ')}${kind === 'cw' && d.cw?.restarts ? `, restarts ${d.cw.restarts}` : ''}.`
+    ? `Defaults (from the library, sized for a page; lab attack uses C&W's full budget): ${shown.join(', ')}${kind === 'cw' && d.cw?.restarts ? `, restarts ${d.cw.restarts}` : ''}.`
     : 'Empty fields use the compute engine’s defaults.';
 }
 
