@@ -54,6 +54,9 @@ async function nativeAttack(dir) {
     '--confidence', String(PARAMS.confidence),
     '--count', String(COUNT),
     '--batch-size', String(COUNT),
+    // The sample pack (the first 100 test images), which the page attacks too; the data set
+    // itself need not be on a test machine.
+    '--data', 'samples',
     '--json', out,
   ];
   await execFileP(LAB_BIN, args, { cwd: REPO, timeout: 300_000, maxBuffer: 16 << 20 });
