@@ -842,7 +842,7 @@ function __wbg_get_imports() {
                     const a = state0.a;
                     state0.a = 0;
                     try {
-                        return __wasm_bindgen_func_elem_61410(a, state0.b, arg0, arg1);
+                        return __wasm_bindgen_func_elem_61409(a, state0.b, arg0, arg1);
                     } finally {
                         state0.a = a;
                     }
@@ -1207,32 +1207,32 @@ function __wbg_get_imports() {
         }, arguments); },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 25441, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_61408);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_61407);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDevice")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35247);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35246);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDeviceLostInfo")], shim_idx: 13987, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35249);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35248);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUUncapturedErrorEvent")], shim_idx: 13987, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35249_18);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35248_18);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("any")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35247_19);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35246_19);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("undefined")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35247_20);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35246_20);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0) {
@@ -1275,22 +1275,22 @@ function __wbg_get_imports() {
     };
 }
 
-function __wasm_bindgen_func_elem_35249(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_35249(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_35248(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_35248(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_35249_18(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_35249_18(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_35248_18(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_35248_18(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_61410(arg0, arg1, arg2, arg3) {
-    wasm.__wasm_bindgen_func_elem_61410(arg0, arg1, arg2, arg3);
+function __wasm_bindgen_func_elem_61409(arg0, arg1, arg2, arg3) {
+    wasm.__wasm_bindgen_func_elem_61409(arg0, arg1, arg2, arg3);
 }
 
-function __wasm_bindgen_func_elem_61408(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_61407(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_61408(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_61407(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1301,10 +1301,10 @@ function __wasm_bindgen_func_elem_61408(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_35247(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35246(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_35247(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35246(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1315,10 +1315,10 @@ function __wasm_bindgen_func_elem_35247(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_35247_19(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35246_19(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_35247_19(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35246_19(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1329,10 +1329,10 @@ function __wasm_bindgen_func_elem_35247_19(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_35247_20(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35246_20(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_35247_20(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35246_20(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {

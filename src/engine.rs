@@ -4,7 +4,7 @@
 //! the feature-squeezing report, the attack defaults. `src/web/` only converts these types to
 //! JavaScript and back; `src/cli/` prints them.
 
-use crate::attacks::{self, AttackOptions, AttackOutput, AttackSpec, Goal, Observer};
+use crate::attacks::{AttackOptions, AttackOutput, AttackSpec, Goal, Observer};
 use crate::data::{DatasetKind, ImageShape};
 use crate::defenses::squeeze::{self, SqueezeConfig, SqueezeReport};
 use crate::evaluate::run_against;
@@ -163,7 +163,7 @@ impl Engine {
         let spec = AttackSpec::build(&request.attack, &request.options, dataset)?;
         let classes = self.generalist(dataset)?.manifest.classes.len();
         let x = self.tensor(dataset, pixels, 1)?;
-        let before = self.predict(dataset, pixels).await?;
+        let before = inference::probabilities(&self.generalist(dataset)?.model, x.clone()).await?;
         let original = inference::argmax_rows(&before, classes)[0];
         let goal = match (request.targeted, request.target) {
             (true, Some(t)) if t < classes && t != original => Goal::targeted(vec![original], vec![t], classes),
@@ -224,10 +224,12 @@ pub async fn describe(system: &DefendedSystem<'_>, out: &AttackOutput, goal: &Go
     let device = system.device();
     let judged = system.judge(inference::to_tensor(&out.images, shape, &device)).await?.remove(0);
     let rounded_pixels = quantize_8bit(&out.images);
-    let rounded_x = inference::to_tensor(&rounded_pixels, shape, &device);
-    let rounded = system.judge(rounded_x.clone()).await?.remove(0);
-    let still = attacks::succeeded(system, rounded_x, goal.onehot(&device), goal.is_targeted(), 0.0);
-    let still = out.success[0] && inference::read_f32(still.float()).await?[0] > 0.5;
+    let rounded = system.judge(inference::to_tensor(&rounded_pixels, shape, &device)).await?.remove(0);
+    // The verdict on the rounded image already says whether it still does what the goal asks
+    // (the system's class, no margin, and no detector raised): no second pass over it.
+    let class = goal.classes_of_interest()[0];
+    let goal_met = if goal.is_targeted() { rounded.predicted == class } else { rounded.predicted != class };
+    let still = out.success[0] && goal_met && !rounded.flagged;
     Ok(ImageOutcome {
         success: out.success[0],
         cancelled: out.cancelled,

@@ -189,12 +189,6 @@ impl SystemSpec {
         Ok(spec)
     }
 
-    /// The named parts of a spelled system (empty for the bare classifier and for JSON-only
-    /// descriptions named otherwise).
-    pub fn parts(&self) -> Vec<&str> {
-        self.name.split('+').filter(|p| PARTS[1..].contains(p)).collect()
-    }
-
     pub fn is_bare(&self) -> bool {
         self.preprocess.is_empty() && self.detectors.is_empty() && self.classifiers.len() == 1
     }
