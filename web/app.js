@@ -20,9 +20,11 @@ import { setupDrawing } from './drawing.js';
 import { setupUpload } from './upload.js';
 import { setupAttackForm } from './attack-form.js';
 import { setupAttack } from './attack.js';
+import { setupPageTools, restorePageTools } from './page-tools.js';
 import { setBackendBadge, setBackendUnavailable, backendPreference, switchBackend, setupBackendSwitch } from './backend.js';
 
 function wireUi() {
+  setupPageTools(); // embed mode first: the page must not show its chrome in an iframe
   for (const b of $$('.dataset-switch button')) {
     b.addEventListener('click', () => {
       if (b.dataset.dataset !== state.dataset || document.body.dataset.state === 'error') selectDataset(b.dataset.dataset);
@@ -114,6 +116,7 @@ async function main() {
   if (init.probe) onModelLoaded(probeBackends);
   const wanted = params.get('dataset');
   await selectDataset(DATASET_NAMES[wanted] ? wanted : 'mnist');
+  await restorePageTools(); // a shared link's view, a story step
 }
 
 window.addEventListener('unhandledrejection', (ev) => {

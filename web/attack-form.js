@@ -5,7 +5,7 @@
 import { $, $$, fmtNum } from './util.js';
 import { state, defensesOf, defenseParts } from './state.js';
 
-const FIELDS = {
+export const FIELDS = {
   // field id -> [attack kinds it belongs to, parameter name, {kind: path in attack_defaults}]
   '#p-steps': [['cw', 'pgd'], 'steps', { cw: 'cw.steps', pgd: 'pgd.steps' }],
   '#p-bss': [['cw'], 'binary_search_steps', { cw: 'cw.binary_search_steps' }],

@@ -1,0 +1,37 @@
+// The page's tools for people who share, embed, teach and project it: explanations beside the
+// panels (explain.js), embed mode (embed.js), the view in the URL and the Share panel (share.js),
+// the guided story (story-mode.js) and a large-type option for projectors (?large=1).
+
+import { $ } from './util.js';
+import { params } from './state.js';
+import { setupExplanations } from './explain.js';
+import { setupEmbed } from './embed.js';
+import { setupShare, restoreFromUrl } from './share.js';
+import { setupStory, openStoryFromUrl } from './story-mode.js';
+
+function setLargeType(on) {
+  document.documentElement.classList.toggle('large-type', on);
+  $('#large-button').setAttribute('aria-pressed', String(on));
+  const u = new URL(location.href);
+  if (on) u.searchParams.set('large', '1');
+  else u.searchParams.delete('large');
+  if (u.href !== location.href) history.replaceState(history.state, '', u.href);
+  window.dispatchEvent(new Event('resize')); // the chart redraws at its new size
+}
+
+/** Wires the tools; call before the first data set loads (embed mode hides the page's chrome at once). */
+export function setupPageTools() {
+  setupExplanations();
+  setupEmbed();
+  setupShare();
+  setupStory();
+  $('#large-button').addEventListener('click', () => setLargeType(!document.documentElement.classList.contains('large-type')));
+  if (params.get('large') === '1') setLargeType(true);
+}
+
+/** Once the first data set is ready: the link's view, then the story step it names. */
+export async function restorePageTools() {
+  if (document.body.dataset.state !== 'ready') return;
+  await restoreFromUrl();
+  await openStoryFromUrl();
+}
