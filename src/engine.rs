@@ -6,10 +6,12 @@
 
 use crate::attacks::{AttackOptions, AttackOutput, AttackSpec, Goal, Observer};
 use crate::data::{DatasetKind, ImageShape};
+use crate::defenses::specialists::{self, VoteReport};
 use crate::defenses::squeeze::{self, SqueezeConfig, SqueezeReport};
 use crate::evaluate::run_against;
 use crate::inference;
-use crate::models::{LoadedClassifier, ModelManifest, ModelSet};
+use crate::models::{EnsembleManifest, LoadedClassifier, ModelManifest, ModelSet};
+use crate::models::detectors::{DetectorKind, DetectorManifest};
 use crate::preprocess::quantize_8bit;
 use crate::system::{self, ClassifierRef, DefendedSystem, DetectorReading, Judgement, Preset, SystemSpec};
 use crate::target::AttackTarget;
@@ -116,12 +118,45 @@ impl Engine {
     pub fn system(&self, dataset: DatasetKind, spelling: &str) -> Result<SystemSpec, String> {
         let g = self.generalist(dataset)?;
         let classifier = ClassifierRef { name: g.name().to_string(), sha256: g.manifest.sha256.clone() };
-        SystemSpec::parse_with(spelling, dataset, classifier, self.squeeze.get(dataset.name()), self.models.specialists(dataset).map(|e| &e.manifest))
+        let learned: Vec<&DetectorManifest> = DetectorKind::ALL.iter().filter_map(|&k| self.models.detector_of(dataset, k)).map(|d| &d.manifest).collect();
+        SystemSpec::parse_full(spelling, dataset, classifier, self.squeeze.get(dataset.name()), self.models.specialists(dataset).map(|e| &e.manifest), &learned)
     }
 
-    /// The systems the page can offer for a data set.
+    /// The systems the page can offer for a data set: case study 1's, then (MNIST) Specialists+1,
+    /// whose weights the page downloads when it is chosen (`download` names their manifest).
     pub fn presets(&self, dataset: DatasetKind) -> Vec<Preset> {
-        system::presets(self.squeeze_config(dataset).map_err(|e| e.to_string()))
+        let mut all = system::presets(self.squeeze_config(dataset).map_err(|e| e.to_string()));
+        if dataset == DatasetKind::Mnist {
+            let loaded = self.models.specialists(dataset).is_some();
+            all.push(Preset {
+                name: "specialists".into(),
+                label: "Specialists+1 (generalist + 20 specialists, vote and its confidence detector)".into(),
+                parts: vec!["specialists".into()],
+                available: loaded,
+                reason: (!loaded).then(|| "its classifiers are downloaded when this defense is chosen".into()),
+                download: (!loaded).then(|| format!("{}-specialists.json", dataset.name())),
+            });
+        }
+        all
+    }
+
+    /// Checks a Specialists+1 ensemble (its weights against its manifest, its generalist the
+    /// loaded one) and keeps it, so that the `specialists` system can be built.
+    pub fn load_specialists(&mut self, manifest_json: &str, weights: &[u8]) -> Result<&EnsembleManifest, String> {
+        let manifest: EnsembleManifest = serde_json::from_str(manifest_json).map_err(|e| format!("the specialists' description is not valid: {e}"))?;
+        if manifest.detector.is_none() {
+            return Err("the specialists' vote-confidence detector is not calibrated (lab train specialists)".into());
+        }
+        self.models.generalist(manifest.dataset).map_err(|_| format!("load the {} model before its specialists", manifest.dataset.name()))?;
+        Ok(&self.models.insert_ensemble(manifest, weights)?.manifest)
+    }
+
+    /// The Specialists+1 panel for one image: the vote table, the winner, the mean confidence
+    /// against the minimum, the verdict.
+    pub async fn vote_report(&self, dataset: DatasetKind, pixels: &[f32]) -> Result<VoteReport, String> {
+        let system = self.system(dataset, "specialists")?.build(&self.models)?;
+        let vote = system.vote().ok_or("the Specialists+1 system has no vote")?;
+        specialists::report(vote, self.tensor(dataset, pixels, 1)?).await
     }
 
     /// Checks that `pixels` is one image (or `count` images) of the data set.

@@ -65,6 +65,37 @@ pub struct Evaluated {
     pub output: AttackOutput,
     pub rounded: Vec<bool>,
     pub seconds: f64,
+    /// The system's detectors on each returned example (the original where the attack failed).
+    pub readings: Vec<Reading>,
+    /// The same detectors on each benign original.
+    pub benign: Vec<Reading>,
+    /// Non-adaptive runs: whether the example made on the bare model fooled the bare model
+    /// (the examples whose detection the defenses' authors report).
+    pub made: Option<Vec<bool>>,
+}
+
+/// What a system's detectors say of one image.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reading {
+    /// Whether any detector flags it.
+    pub flagged: bool,
+    /// Each detector's score, in the system's order.
+    pub scores: Vec<f32>,
+}
+
+/// The detectors' readings of a batch, read back in one transfer (empty readings for a system
+/// without detectors).
+pub async fn read_detectors(system: &dyn AttackTarget, x: Tensor<4>) -> Result<Vec<Reading>, String> {
+    let n = x.dims()[0];
+    let Some(flags) = system.system_flags(x.clone()) else {
+        return Ok(vec![Reading::default(); n]);
+    };
+    let scores = system.detector_scores(x);
+    let k = scores.len();
+    let mut parts = vec![flags.float()];
+    parts.extend(scores);
+    let all = read_f32(Tensor::cat(parts, 0)).await?;
+    Ok((0..n).map(|i| Reading { flagged: all[i] > 0.5, scores: (0..k).map(|d| all[(d + 1) * n + i]).collect() }).collect())
 }
 
 /// What an evaluation runs: the attack, adaptively against each system or made on the bare
@@ -139,7 +170,10 @@ pub async fn evaluate<O: Observer>(plan: &Plan<'_>, data: &Dataset, observer: &m
         let rounded = rounded_success(*system, &output, &goal, data.shape, device).await?;
         // A shared run on the bare model counts in full for each system that judged it.
         let seconds = clock::now() - t + made.as_ref().map_or(0.0, |m| m.2);
-        results.push(Evaluated { indices: indices.clone(), goal, output, rounded, seconds });
+        let readings = read_detectors(*system, inference::to_tensor(&output.images, data.shape, device)).await?;
+        let benign = read_detectors(*system, inference::dataset_tensor(&data.select(indices), 0, indices.len(), device)).await?;
+        let made_success = made.as_ref().map(|(union, out, _)| indices.iter().map(|i| out.success[union.binary_search(i).expect("in the union")]).collect());
+        results.push(Evaluated { indices: indices.clone(), goal, output, rounded, seconds, readings, benign, made: made_success });
     }
     Ok(results)
 }

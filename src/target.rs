@@ -7,7 +7,7 @@
 //! that is low when the goal is met, plus each detector's penalty, which is zero when the
 //! detector stays quiet; gradient-sign attacks step against its gradient, C&W descends it.
 
-use crate::models::Classifier;
+use crate::models::{Activations, Classifier};
 use burn::prelude::*;
 
 /// What an attack works against.
@@ -33,6 +33,11 @@ pub trait AttackTarget {
     /// Which images the system flags as adversarial; `None` when it has no detector.
     fn system_flags(&self, _x: Tensor<4>) -> Option<Tensor<1, Bool>> {
         None
+    }
+    /// Each detector's score on a batch, in the system's order ([n] each; empty without
+    /// detectors): what evaluations record to report detection rates and scores.
+    fn detector_scores(&self, _x: Tensor<4>) -> Vec<Tensor<1>> {
+        Vec::new()
     }
 }
 
@@ -68,6 +73,12 @@ pub trait Detector {
     fn threshold(&self) -> f32;
     /// Scores of a batch on the plain device: [n].
     fn score(&self, x: Tensor<4>) -> Tensor<1>;
+    /// How people read its score: "score" (flagged above the threshold) or "confidence" (the
+    /// score is 1 - a confidence, shown as that confidence against 1 - the threshold, flagged
+    /// below it).
+    fn shown_as(&self) -> &'static str {
+        "score"
+    }
     /// Which images it flags.
     fn flags(&self, x: Tensor<4>) -> Tensor<1, Bool> {
         self.score(x).greater_elem(self.threshold())
@@ -77,4 +88,19 @@ pub trait Detector {
     /// the detector classifies. `logits`: the attacked classifier's logits on `x` itself when
     /// the system computed them already (saves a forward).
     fn adaptive_loss(&self, x: Tensor<4>, logits: Option<Tensor<2>>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1>;
+    /// Whether it reads the attacked classifier's internal activations (Metzen et al.'s
+    /// subnetwork, Feinman et al.'s density): then a system runs the classifier once and hands
+    /// them to [`Self::score_with`] and [`Self::adaptive_loss_with`].
+    fn reads_activations(&self) -> bool {
+        false
+    }
+    /// [`Self::score`], from the classifier's activations on `x` when the system has them.
+    fn score_with(&self, x: Tensor<4>, _acts: Option<&Activations>) -> Tensor<1> {
+        self.score(x)
+    }
+    /// [`Self::adaptive_loss`], from the classifier's activations on `x` (autodiff device) when
+    /// the system has them.
+    fn adaptive_loss_with(&self, x: Tensor<4>, acts: Option<&Activations>, term: &dyn Fn(Tensor<2>) -> Tensor<1>) -> Tensor<1> {
+        self.adaptive_loss(x, acts.map(|a| a.logits.clone()), term)
+    }
 }

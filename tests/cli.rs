@@ -139,6 +139,16 @@ fn bad_inputs_give_clear_errors_not_panics() {
     assert!(!ok && err.contains("unknown defense 'jpeg'"), "{err}");
     let (ok, _, err) = run(&["predict", "--sample", "100000"]);
     assert!(!ok && err.contains("does not exist"), "{err}");
+    // The device: an unknown one, and a GPU asked of a CPU-only build (how the tests build it),
+    // each said plainly; `--device cpu` works anywhere.
+    let (ok, _, err) = run(&["predict", "--sample", "0", "--device", "tpu"]);
+    assert!(!ok && err.contains("unknown device 'tpu'"), "{err}");
+    if !cfg!(feature = "gpu") {
+        let (ok, _, err) = run(&["predict", "--sample", "0", "--device", "gpu"]);
+        assert!(!ok && err.contains("--features gpu") && !err.contains("panicked"), "{err}");
+    }
+    let (ok, out, err) = run(&["predict", "--sample", "0", "--device", "cpu"]);
+    assert!(ok, "{out}{err}");
 }
 
 #[test]

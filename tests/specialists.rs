@@ -385,3 +385,53 @@ fn training_the_specialists_resumes_and_publishes_pinned_members_the_model_set_a
     assert!(e.models.insert_ensemble(ens, &tampered).is_err(), "a changed weights file is refused");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_page_api_offers_the_ensemble_for_download_checks_it_and_reports_the_vote() {
+    let (mut e, g) = generalist();
+    // Before loading: offered, with the manifest the page downloads; nothing to build yet.
+    let offered = e.presets(DatasetKind::Mnist).into_iter().find(|p| p.name == "specialists").expect("offered on MNIST");
+    assert!(!offered.available);
+    assert_eq!(offered.download.as_deref(), Some("mnist-specialists.json"));
+    assert!(!e.presets(DatasetKind::Cifar10).iter().any(|p| p.name == "specialists"), "MNIST's case study only");
+    let sets = vec![vec![0, 2, 3, 5, 8], vec![1, 4, 6, 7, 9], vec![3, 5, 8]];
+    let (manifest, bytes) = synthetic(&e, &g, &sets, 0.99);
+    let json = serde_json::to_string(&manifest).unwrap();
+    // Corrupted weights, a manifest that is not one, an uncalibrated detector: clear refusals.
+    let mut bad = bytes.clone();
+    bad[100] ^= 1;
+    assert!(e.load_specialists(&json, &bad).unwrap_err().contains("sha256"), "a corrupted file fails its hash");
+    assert!(e.load_specialists("{", &bytes).unwrap_err().contains("not valid"));
+    let mut uncalibrated = manifest.clone();
+    uncalibrated.detector = None;
+    assert!(e.load_specialists(&serde_json::to_string(&uncalibrated).unwrap(), &bytes).unwrap_err().contains("not calibrated"));
+    assert!(e.vote_report(DatasetKind::Mnist, &[0.0; 784]).await_err().contains("not loaded"));
+    e.load_specialists(&json, &bytes).unwrap();
+    let loaded = e.presets(DatasetKind::Mnist).into_iter().find(|p| p.name == "specialists").unwrap();
+    assert!(loaded.available && loaded.download.is_none() && loaded.reason.is_none());
+    // The panel's report is the system's verdict; the judgement says the score reads as a confidence.
+    let data = pack();
+    let pixels: Vec<f32> = data.images[..784].iter().map(|&v| v as f32 / 255.0).collect();
+    let pixels = &pixels[..];
+    let r = block(e.vote_report(DatasetKind::Mnist, pixels));
+    let (_, j) = block(e.judge(DatasetKind::Mnist, pixels, "specialists"));
+    assert_eq!((r.winner, r.flagged), (j.predicted, j.flagged));
+    assert_eq!(r.members.len(), sets.len() + 1);
+    assert_eq!(j.detectors[0].shown_as, "confidence");
+    assert!((1.0 - j.detectors[0].score - r.confidence).abs() < 1e-5);
+    assert!(e.vote_report(DatasetKind::Mnist, &pixels[..10]).await_err().contains("expected 784"));
+}
+
+/// The error of a future that must fail.
+trait AwaitErr {
+    fn await_err(self) -> String;
+}
+
+impl<T, F: std::future::Future<Output = Result<T, String>>> AwaitErr for F {
+    fn await_err(self) -> String {
+        match pollster::block_on(self) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e,
+        }
+    }
+}

@@ -18,8 +18,9 @@ import { selectDataset, onModelLoaded } from './datasets.js';
 import { setupSamples } from './samples.js';
 import { setupDrawing } from './drawing.js';
 import { setupUpload } from './upload.js';
-import { setupAttackForm } from './attack-form.js';
+import { setupAttackForm, renderSystems } from './attack-form.js';
 import { setupAttack } from './attack.js';
+import { setupSpecialists } from './specialists.js';
 import { setupPageTools, restorePageTools } from './page-tools.js';
 import { setBackendBadge, setBackendUnavailable, backendPreference, switchBackend, setupBackendSwitch } from './backend.js';
 
@@ -39,6 +40,7 @@ function wireUi() {
   setupUpload();
   setupAttackForm();
   setupAttack();
+  setupSpecialists(renderSystems);
 }
 
 /**

@@ -4,6 +4,7 @@
 
 import { $, $$, fmtNum } from './util.js';
 import { state, defensesOf, defenseParts } from './state.js';
+import { ensureSpecialists } from './specialists.js';
 
 export const FIELDS = {
   // field id -> [attack kinds it belongs to, parameter name, {kind: path in attack_defaults}]
@@ -66,8 +67,11 @@ export function renderSystems(ds) {
     sel.textContent = '';
     for (const s of systems) {
       const opt = new Option(s.name === 'none' ? 'Bare model (no defense)' : s.label ?? s.name, s.name);
-      opt.disabled = s.name !== 'none' && (!s.available || !on);
-      if (opt.disabled && s.reason) opt.title = s.reason;
+      // A system whose weights are downloaded when chosen (s.download) is offered; one that needs
+      // the squeezing calibration only when the calibration is there.
+      const squeezing = (s.parts ?? []).some((part) => ['bit-depth', 'median', 'detector'].includes(part));
+      opt.disabled = s.name !== 'none' && !s.download && (!s.available || (squeezing && !on));
+      if (s.reason) opt.title = s.reason;
       sel.append(opt);
     }
   } else {
@@ -87,6 +91,7 @@ export function updateDefenseFields() {
     'bit-depth': `rounds each pixel first (${d?.bit_depth ?? 'bit-depth reduction'})`,
     median: `smooths the image first (${d?.median ?? 'median filter'})`,
     detector: `rejects images whose squeezed answers move too far (${d?.detector?.join(' + ') ?? 'squeezers'})`,
+    specialists: 'lets a generalist and 20 specialists vote, and rejects images whose winner gets a low mean confidence',
   };
   const what =
     def === 'none'
@@ -100,7 +105,7 @@ export function updateDefenseFields() {
       : mode.value === 'adaptive'
         ? ' The attack differentiates through the defense (He et al.).'
         : ' The attack follows the bare model’s gradients; the defended system judges the result.';
-  $('#defense-note').textContent = (d?.available || def === 'none' ? what : '') + how;
+  $('#defense-note').textContent = (d?.available || def === 'none' || def === 'specialists' ? what : '') + how;
 }
 
 function numberField(id) {
@@ -142,7 +147,12 @@ export function setupAttackForm() {
   // On a phone the explanations start folded (one tap opens them): the page is long enough there.
   if (window.matchMedia?.('(max-width: 600px)').matches) $('#param-help-box').open = false;
   $('#attack-type').addEventListener('change', updateParamFields);
-  $('#attack-defense').addEventListener('change', updateDefenseFields);
+  $('#attack-defense').addEventListener('change', () => {
+    updateDefenseFields();
+    // Choosing a system whose weights are not here yet downloads them (with progress in its panel).
+    const chosen = state.modelInfo[state.dataset]?.systems?.find?.((s) => s.name === $('#attack-defense').value);
+    if (chosen?.download && chosen.name === 'specialists') ensureSpecialists(state.dataset, renderSystems);
+  });
   $('#attack-mode').addEventListener('change', updateDefenseFields);
   $('#attack-goal').addEventListener('change', () => {
     $('#target-wrap').hidden = $('#attack-goal').value !== 'targeted';

@@ -7,6 +7,7 @@ import { setStatus, setPageState, lockInputs } from './ui.js';
 import { showError, clearError } from './errors.js';
 import { buildBars, clearPrediction } from './prediction.js';
 import { renderSqueezeAvailability } from './squeeze.js';
+import { renderSpecialistsAvailability } from './specialists.js';
 import { renderSystems, updateParamFields } from './attack-form.js';
 import { resetAttackView, cancelAttack } from './attack.js';
 import { loadSamples, renderSamples, pickSample } from './samples.js';
@@ -63,6 +64,7 @@ export async function selectDataset(ds) {
   clearPrediction();
   resetAttackView();
   renderSqueezeAvailability(ds);
+  renderSpecialistsAvailability(ds);
   renderSystems(ds);
   $('#model-info').textContent = '';
   const shape = DEFAULT_INPUT[ds];
@@ -107,6 +109,7 @@ export async function selectDataset(ds) {
   const accText = typeof acc === 'number' ? `, test accuracy ${(acc <= 1 ? acc * 100 : acc).toFixed(2)}%` : '';
   $('#model-info').textContent = `${name} classifier, input ${w}×${h}×${c}${accText}.`;
   renderSqueezeAvailability(ds);
+  renderSpecialistsAvailability(ds);
   renderSystems(ds);
   updateParamFields(); // the library's defaults for this data set
   renderSamples(ds, samples);

@@ -22,7 +22,14 @@ export function systemLabel(ds, defense) {
 /** "score 0.31 > threshold 0.05" for the detectors of a verdict (their own flags say which sign). */
 export function detectorText(detectors) {
   return (detectors ?? [])
-    .map((d) => `${detectors.length > 1 ? `${d.name}: ` : ''}score ${fmtNum(d.score, 4)} ${d.flagged ? '>' : '≤'} threshold ${fmtNum(d.threshold, 4)}`)
+    .map(
+      (d) =>
+        `${detectors.length > 1 ? `${d.name}: ` : ''}` +
+        // A confidence detector (Specialists+1) scores 1 - confidence: shown as the confidence.
+        (d.shown_as === 'confidence'
+          ? `mean confidence ${(1 - d.score).toFixed(5)} ${d.flagged ? '<' : '≥'} minimum ${(1 - d.threshold).toFixed(5)}`
+          : `score ${fmtNum(d.score, 4)} ${d.flagged ? '>' : '≤'} threshold ${fmtNum(d.threshold, 4)}`),
+    )
     .join('; ');
 }
 
@@ -41,7 +48,8 @@ export function defenseOutcome(run, r, bare, verdict, report) {
   const orig = Number.isInteger(r.original_predicted) ? r.original_predicted : run.origPredicted;
   const cancelledNote = r.cancelled ? ' (cancelled: best result so far)' : '';
   const parts = defenseParts(def);
-  const hasDetector = parts.includes('detector');
+  // A system with a detector: the squeezing one, or any the library reports (Specialists+1's vote).
+  const hasDetector = parts.includes('detector') || (r.detectors?.length ?? 0) > 0 || (verdict?.detectors?.length ?? 0) > 0;
   const name = systemLabel(ds, def);
   if (def === 'none') {
     let text = r.success
@@ -71,7 +79,7 @@ export function defenseOutcome(run, r, bare, verdict, report) {
     if (verdict.flagged) {
       return {
         outcome: 'detected',
-        text: `Detected by ${hasDetector && parts.length === 1 ? 'the squeezing detector' : name}: the attack fools the bare model (it says ${cn(bare.predicted)} instead of ${cn(orig)}), but the detector flags the example (${detectorText(verdict.detectors)}).`,
+        text: `Detected by ${parts.length === 1 && parts[0] === 'detector' ? 'the squeezing detector' : name}: the attack fools the bare model (it says ${cn(bare.predicted)} instead of ${cn(orig)}), but the detector flags the example (${detectorText(verdict.detectors)}).`,
       };
     }
     if (verdict.predicted === orig) {

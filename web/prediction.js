@@ -7,6 +7,7 @@ import { state, className, inputShape, DATASET_NAMES } from './state.js';
 import { setStatus } from './ui.js';
 import { showError, reportError } from './errors.js';
 import { requestSqueeze } from './squeeze.js';
+import { requestVote } from './specialists.js';
 
 export function buildBars(container, classes) {
   container.textContent = '';
@@ -130,7 +131,9 @@ export async function predictPixels(pixels, source, label = null, note = '') {
   setRemark(remark, label != null && predicted !== label ? 'wrong' : source.startsWith('upload:') ? 'upload' : 'note');
   $('#attack-start').disabled = !!state.attack || state.fatal;
   setStatus(state.attack ? 'Attack running…' : 'Ready.');
-  requestSqueeze(ds, pixels, { kind: 'input', text: `The input: ${describeSource(source, label, ds)}` });
+  const subject = { kind: 'input', text: `The input: ${describeSource(source, label, ds)}` };
+  requestSqueeze(ds, pixels, subject);
+  requestVote(ds, pixels, subject);
   return true;
 }
 

@@ -10,6 +10,7 @@ export const PART_NAMES = {
   'bit-depth': 'bit-depth reduction',
   median: 'median smoothing',
   detector: 'the squeezing detector',
+  specialists: 'Specialists+1',
 };
 
 /** "bit-depth+detector" -> "bit-depth reduction + the squeezing detector". */

@@ -27,6 +27,12 @@
 //            While an attack runs, a "squeeze" request does not wait for it: it runs beside the attack
 //            (one at a time; a second one meanwhile is answered {busy: true}), so the page can watch
 //            the attack's current image without slowing it down.
+//   specialists {dataset}                        -> {info: {members, sets, min_confidence, false_positive_rate,
+//                                                    vote_test_accuracy, bytes}, systems}
+//            downloads models/<dataset>-specialists.json and its weights (progress as for load) once
+//   vote     {dataset, pixels}                   -> {report: {members: [{classes, vote, confidence, counted}],
+//                                                    winner, unanimous, confidence, min_confidence, flagged}}
+//            runs beside an attack like "squeeze" (the two share the one slot)
 //   cancel   {target: id of the attack}          (no reply; the attack ends with result.cancelled)
 // Replies (worker -> page): {id, type: "result", ...} | {id, type: "error", message, fatal}
 //                           | {id, type: "progress", ...}
@@ -90,6 +96,33 @@ async function loadDefenses(l, dataset, post, files) {
   }
 }
 
+/**
+ * Downloads a model description (models/<file>) and the weights it names (same origin only),
+ * with progress: {phase: manifest | weights | decode, loaded, total}.
+ */
+async function fetchModelFiles(file, what, post) {
+  const manifestUrl = new URL(`../models/${file}`, import.meta.url);
+  post({ type: 'progress', phase: 'manifest', loaded: 0, total: 0 });
+  const manifestText = await (await fetchOk(manifestUrl, `${what} model description`)).text();
+  let manifest;
+  try {
+    manifest = JSON.parse(manifestText);
+  } catch (e) {
+    throw new Error(`the model description ${manifestUrl.pathname} is not valid JSON: ${errorMessage(e)}`);
+  }
+  if (!manifest || typeof manifest.weights !== 'string') {
+    throw new Error(`the model description ${manifestUrl.pathname} names no weights file`);
+  }
+  const weightsUrl = new URL(manifest.weights, manifestUrl);
+  if (weightsUrl.origin !== self.location.origin) {
+    throw new Error(`refusing to load weights from another origin: ${weightsUrl.href}`);
+  }
+  const weightsResp = await fetchOk(weightsUrl, `${what} weights`);
+  const weights = await readWithProgress(weightsResp, (loaded, total) => post({ type: 'progress', phase: 'weights', loaded, total }));
+  post({ type: 'progress', phase: 'decode', loaded: weights.length, total: weights.length });
+  return { manifestText, manifest, weights };
+}
+
 /** The WebGPU adapter this worker would get, described (null: no WebGPU or no adapter). */
 async function describeAdapter() {
   if (!self.navigator?.gpu) return null;
@@ -123,6 +156,7 @@ function loadInto(l, files) {
       if (isFatal(e)) throw e; // refused configurations were reported at load time
     }
   }
+  if (files.specialists) l.load_specialists(files.specialists.manifestText, files.specialists.weights);
   return info;
 }
 
@@ -206,28 +240,7 @@ const handlers = {
 
   async load(msg, post) {
     const l = requireLab();
-    const manifestUrl = new URL(`../models/${msg.dataset}.json`, import.meta.url);
-    post({ type: 'progress', phase: 'manifest', loaded: 0, total: 0 });
-    const manifestResp = await fetchOk(manifestUrl, `the ${msg.dataset} model description`);
-    const manifestText = await manifestResp.text();
-    let manifest;
-    try {
-      manifest = JSON.parse(manifestText);
-    } catch (e) {
-      throw new Error(`the model description ${manifestUrl.pathname} is not valid JSON: ${errorMessage(e)}`);
-    }
-    if (!manifest || typeof manifest.weights !== 'string') {
-      throw new Error(`the model description ${manifestUrl.pathname} names no weights file`);
-    }
-    const weightsUrl = new URL(manifest.weights, manifestUrl);
-    if (weightsUrl.origin !== self.location.origin) {
-      throw new Error(`refusing to load weights from another origin: ${weightsUrl.href}`);
-    }
-    const weightsResp = await fetchOk(weightsUrl, `the ${msg.dataset} weights`);
-    const weights = await readWithProgress(weightsResp, (loaded, total) =>
-      post({ type: 'progress', phase: 'weights', loaded, total }),
-    );
-    post({ type: 'progress', phase: 'decode', loaded: weights.length, total: weights.length });
+    const { manifestText, manifest, weights } = await fetchModelFiles(`${msg.dataset}.json`, `the ${msg.dataset}`, post);
     let info;
     try {
       info = pick(l.load_model(manifestText, weights), ['dataset', 'classes', 'input']);
@@ -319,6 +332,30 @@ const handlers = {
     }
   },
 
+  async specialists(msg, post) {
+    const l = requireLab();
+    if (typeof l.load_specialists !== 'function') throw new Error('this build of the compute engine has no Specialists+1 (rebuild pkg/)');
+    const files = loadedFiles.get(msg.dataset);
+    if (!files) throw new Error(`load the ${msg.dataset} model before its specialists`);
+    if (!files.specialists) {
+      const { manifestText, weights } = await fetchModelFiles(`${msg.dataset}-specialists.json`, 'the specialists', post);
+      try {
+        files.specialistsInfo = plain(l.load_specialists(manifestText, weights));
+      } catch (e) {
+        if (isFatal(e)) throw e;
+        throw new Error(`the specialists could not be loaded: ${errorMessage(e)}`);
+      }
+      files.specialists = { manifestText, weights };
+    }
+    return { info: files.specialistsInfo, systems: plain(l.systems(msg.dataset)) };
+  },
+
+  async vote(msg) {
+    const l = requireLab();
+    if (typeof l.vote_report !== 'function') throw new Error('this build of the compute engine has no Specialists+1 (rebuild pkg/)');
+    return { report: plain(await l.vote_report(msg.dataset, msg.pixels)) };
+  },
+
   async squeeze(msg) {
     const l = requireLab();
     if (typeof l.squeeze_report !== 'function') throw new Error('this build of the compute engine has no defenses');
@@ -351,7 +388,7 @@ self.onmessage = (ev) => {
     post({ type: 'error', message: `unknown request type: ${msg.type}` });
     return;
   }
-  if (msg.type === 'squeeze' && attacksRunning > 0) {
+  if ((msg.type === 'squeeze' || msg.type === 'vote') && attacksRunning > 0) {
     // Beside the attack: both only read the Lab. One at a time; the page asks again later.
     if (besideJob) {
       post({ type: 'result', busy: true });

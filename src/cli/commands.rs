@@ -17,12 +17,30 @@ pub type Res = Result<(), String>;
 
 /// The device native runs use: Vulkan through wgpu when built with `--features gpu`, else
 /// burn's Flex CPU backend.
+/// Whether `--device` asked for the GPU (set once, before any command runs).
+static USE_GPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Reads `--device`: `cpu`, `gpu`, or nothing for the build's default (the GPU when built with
+/// the `gpu` feature). A GPU asked of a CPU-only build is an error that says how to build one.
+pub fn choose_device(choice: Option<&str>) -> Result<(), String> {
+    let gpu = match choice {
+        None => cfg!(feature = "gpu"),
+        Some("cpu") => false,
+        Some("gpu") if cfg!(feature = "gpu") => true,
+        Some("gpu") => {
+            return Err("this lab was built without GPU support: build it with `cargo build --release --features gpu` (burn's wgpu backend on Vulkan), or use --device cpu".into());
+        }
+        Some(other) => return Err(format!("unknown device '{other}' (expected cpu or gpu)")),
+    };
+    USE_GPU.set(gpu).map_err(|_| "the device was chosen twice".to_string())
+}
+
+/// The compute device `--device` chose.
 pub fn device() -> Device {
     #[cfg(feature = "gpu")]
-    {
+    if *USE_GPU.get().unwrap_or(&true) {
         return Device::vulkan(Default::default());
     }
-    #[allow(unreachable_code)]
     Device::flex()
 }
 

@@ -3,6 +3,7 @@
 mod attack;
 mod bench;
 mod commands;
+mod detector;
 mod specialists;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +14,11 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where the lab computes: cpu (burn's Flex backend) or gpu (burn's wgpu backend on Vulkan;
+    /// needs a build with `cargo build --release --features gpu`). Default: gpu in a GPU build,
+    /// else cpu
+    #[arg(long, global = true)]
+    device: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -20,8 +26,10 @@ enum Command {
     /// Train a classifier (resumes from its checkpoint) and publish weights + manifest to models/;
     /// `specialists`: the Specialists+1 ensemble of MNIST (resumes, skipping finished specialists).
     Train {
-        /// mnist, cifar10 or specialists
+        /// mnist, cifar10, specialists, or detector (case study 3, on CIFAR-10)
         dataset: String,
+        /// detector: which one (gong, metzen or feinman)
+        which: Option<String>,
         /// Data directory (default ../shared/data/<dataset>)
         #[arg(long)]
         data: Option<PathBuf>,
@@ -60,6 +68,12 @@ enum Command {
         /// specialists: held-out benign test images (from image 1000 on) for the detector's threshold
         #[arg(long, default_value_t = 2000)]
         calibration: usize,
+        /// detector: training images attacked (CW-L2 and FGSM; the last fifth held out to measure detection)
+        #[arg(long)]
+        images: Option<usize>,
+        /// detector feinman: benign training images per class in the kernel density sample
+        #[arg(long)]
+        per_class: Option<usize>,
     },
     /// Write the sample pack (first N test images + the committed model's predictions).
     Samples {
@@ -140,9 +154,16 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = commands::choose_device(cli.device.as_deref()) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, models, limit, calibration, specialist_images, .. } if dataset == "specialists" => {
             specialists::train(specialists::Args { data, epochs, batch_size, learning_rate, seed, models, limit, max_images: specialist_images, calibration })
+        }
+        Command::Train { dataset, which, data, epochs, batch_size, learning_rate, seed, models, images, per_class, .. } if dataset == "detector" => {
+            detector::train(detector::Args { which, data, epochs, batch_size, learning_rate, seed, models, images, per_class })
         }
         Command::Train { dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, models, checkpoint, limit, .. } => {
             commands::train(&dataset, data, epochs, batch_size, learning_rate, seed, augment, new_phase, average_from, &models, checkpoint, limit)

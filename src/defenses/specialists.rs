@@ -161,6 +161,10 @@ impl Detector for VoteDetector<'_> {
         format!("Specialists+1 vote confidence ({} classifiers)", self.sets.len())
     }
 
+    fn shown_as(&self) -> &'static str {
+        "confidence"
+    }
+
     /// Score 1 - confidence, so that "above the threshold" means "confidence below the minimum".
     fn threshold(&self) -> f32 {
         1.0 - self.min_confidence

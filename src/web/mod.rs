@@ -12,8 +12,26 @@ use js_sys::{Float32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+// The linker's static constructors. burn's kernel compiler (CubeCL, through pliron) registers
+// its IR dialects with `inventory`, i.e. with static constructors. A wasm module that never
+// calls `__wasm_call_ctors` itself is linked "command-style": wasm-ld then wraps *every*
+// export in a call of all constructors, so each call from JavaScript (and each resumed promise
+// of an async call) re-ran them: ~500 ms per call on WebGPU in a profile of the page, most of
+// a warm `predict`. Calling them once here makes the module "reactor-style": exports are
+// called as they are.
+#[cfg(target_arch = "wasm32")]
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
+    // SAFETY: the linker's constructor function, called once, before any other export runs
+    // (wasm-bindgen's start function is the first thing the module's initialisation calls).
+    #[cfg(target_arch = "wasm32")]
+    unsafe {
+        __wasm_call_ctors()
+    };
     console_error_panic_hook::set_once();
 }
 
@@ -254,6 +272,28 @@ impl Lab {
         }
         set(&obj, "views", &views)?;
         Ok(obj)
+    }
+
+    /// Loads the Specialists+1 ensemble (`models/mnist-specialists.json` and the weights it
+    /// names), checked against its manifest and the loaded generalist. Returns {members,
+    /// sets: [[class]], min_confidence, false_positive_rate, vote_test_accuracy, bytes}.
+    pub fn load_specialists(&mut self, manifest_json: &str, weights: &[u8]) -> Result<JsValue, JsError> {
+        let m = self.engine.load_specialists(manifest_json, weights).map_err(js_err)?;
+        let d = m.detector.as_ref();
+        to_js(&serde_json::json!({
+            "members": m.specialists.len() + 1,
+            "sets": m.member_sets(m.dataset.class_names().len()),
+            "min_confidence": d.map(|d| d.min_confidence),
+            "false_positive_rate": d.map(|d| d.false_positive_rate),
+            "vote_test_accuracy": m.vote_test_accuracy,
+            "bytes": m.bytes,
+        }))
+    }
+
+    /// The Specialists+1 vote on one image: {members: [{classes, vote, confidence, counted}],
+    /// winner, unanimous, confidence, min_confidence, flagged}.
+    pub async fn vote_report(&self, dataset_name: &str, pixels: Float32Array) -> Result<JsValue, JsError> {
+        to_js(&self.engine.vote_report(dataset(dataset_name)?, &pixels.to_vec()).await.map_err(js_err)?)
     }
 }
 
