@@ -126,6 +126,8 @@ impl Engine {
     /// whose weights the page downloads when it is chosen (`download` names their manifest).
     pub fn presets(&self, dataset: DatasetKind) -> Vec<Preset> {
         let mut all = system::presets(self.squeeze_config(dataset).map_err(|e| e.to_string()));
+        // Case study 3 (CIFAR-10): Gong, Metzen, Feinman and their OR-ensemble.
+        all.extend(self.detector_presets(dataset));
         if dataset == DatasetKind::Mnist {
             let loaded = self.models.specialists(dataset).is_some();
             all.push(Preset {

@@ -11,13 +11,17 @@
 //! (the serialised [`SystemSpec`]) is accepted too. Detectors look at the input as it arrives,
 //! before preprocessing; the system flags it when any detector does. `specialists` is a system
 //! of its own (case study 2): Abbasi & Gagné's Specialists+1 ensemble with He et al.'s vote
-//! and its vote-confidence detector (see [`crate::defenses::specialists`]).
+//! and its vote-confidence detector (see [`crate::defenses::specialists`]). Case study 3's
+//! detectors are parts too: `gong`, `metzen`, `feinman` (see [`crate::defenses::detectors`]),
+//! combined with each other and with `detector` like any other, e.g. `gong+metzen+feinman`.
 
 use crate::data::DatasetKind;
+use crate::defenses::detectors::{FeinmanDetector, GongDetector, MetzenDetector};
 use crate::defenses::specialists::VoteDetector;
+use crate::models::detectors::{DetectorKind, DetectorManifest, DetectorWeights};
 use crate::defenses::{SqueezeConfig, SqueezeDetector};
 use crate::inference::{argmax_rows, read_f32};
-use crate::models::{Classifier, Ensemble, EnsembleManifest, ModelSet};
+use crate::models::{Classifier, Ensemble, EnsembleManifest, LoadedClassifier, ModelSet};
 use crate::squeezers::Squeezer;
 use crate::target::{AttackTarget, Detector};
 use burn::prelude::*;
@@ -55,14 +59,80 @@ pub enum DetectorSpec {
         false_positive_rate: f64,
         calibration_images: usize,
     },
+    /// Case study 3: Gong et al.'s binary classifier on the input.
+    Gong(LearnedDetectorSpec),
+    /// Metzen et al.'s subnetwork on the classifier's feature maps.
+    Metzen(LearnedDetectorSpec),
+    /// Feinman et al.'s kernel density on the classifier's last hidden layer.
+    Feinman(LearnedDetectorSpec),
+}
+
+/// A trained detector of case study 3 with the constants of its verdict: the file it loads
+/// (by model-set name and sha256: weights or KDE sample) and the classifier weights it reads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LearnedDetectorSpec {
+    /// The model set's name (`cifar10-gong`).
+    pub name: String,
+    pub sha256: String,
+    pub model_sha256: String,
+    pub threshold: f32,
+    /// The adaptive hinge aims this far under the threshold.
+    pub margin: f32,
+    pub false_positive_rate: f64,
+    pub calibration_images: usize,
+}
+
+impl LearnedDetectorSpec {
+    pub fn from_manifest(m: &DetectorManifest) -> Self {
+        LearnedDetectorSpec {
+            name: m.name().to_string(),
+            sha256: m.sha256.clone(),
+            model_sha256: m.classifier_sha256.clone(),
+            threshold: m.threshold,
+            margin: m.margin,
+            false_positive_rate: m.false_positive_rate,
+            calibration_images: m.calibration_images,
+        }
+    }
 }
 
 impl DetectorSpec {
+    /// Case study 3's detector of a kind.
+    pub fn learned(kind: DetectorKind, spec: LearnedDetectorSpec) -> Self {
+        match kind {
+            DetectorKind::Gong => DetectorSpec::Gong(spec),
+            DetectorKind::Metzen => DetectorSpec::Metzen(spec),
+            DetectorKind::Feinman => DetectorSpec::Feinman(spec),
+        }
+    }
+
+    /// The kind and constants of a case-study-3 detector.
+    pub fn as_learned(&self) -> Option<(DetectorKind, &LearnedDetectorSpec)> {
+        match self {
+            DetectorSpec::Gong(s) => Some((DetectorKind::Gong, s)),
+            DetectorSpec::Metzen(s) => Some((DetectorKind::Metzen, s)),
+            DetectorSpec::Feinman(s) => Some((DetectorKind::Feinman, s)),
+            _ => None,
+        }
+    }
+
     /// The threshold on the detector's score (for the vote: 1 - the minimum confidence).
     pub fn threshold(&self) -> f32 {
         match self {
             DetectorSpec::FeatureSqueezing { threshold, .. } => *threshold,
             DetectorSpec::VoteConfidence { min_confidence, .. } => 1.0 - min_confidence,
+            DetectorSpec::Gong(s) | DetectorSpec::Metzen(s) | DetectorSpec::Feinman(s) => s.threshold,
+        }
+    }
+
+    /// What its score reads, in words: flagged above the threshold, except a vote confidence
+    /// (1 - score), flagged below its minimum.
+    pub fn reading(&self) -> &'static str {
+        match self {
+            DetectorSpec::FeatureSqueezing { .. } => "squeezing L1 score (flagged above)",
+            DetectorSpec::VoteConfidence { .. } => "vote confidence (flagged below)",
+            DetectorSpec::Gong(_) | DetectorSpec::Metzen(_) => "log-odds of adversarial (flagged above)",
+            DetectorSpec::Feinman(_) => "negative log density (flagged above)",
         }
     }
 }
@@ -97,7 +167,7 @@ pub struct SystemSpec {
 }
 
 /// The parts a system can be spelled with.
-pub const PARTS: [&str; 5] = ["none", "bit-depth", "median", "detector", "specialists"];
+pub const PARTS: [&str; 8] = ["none", "bit-depth", "median", "detector", "gong", "metzen", "feinman", "specialists"];
 
 impl SystemSpec {
     /// The bare classifier.
@@ -115,6 +185,19 @@ impl SystemSpec {
     /// [`Self::parse`], with the data set's Specialists+1 ensemble when it is loaded (needed
     /// only for the `specialists` part).
     pub fn parse_with(text: &str, dataset: DatasetKind, classifier: ClassifierRef, squeeze: Option<&SqueezeConfig>, specialists: Option<&EnsembleManifest>) -> Result<Self, String> {
+        Self::parse_full(text, dataset, classifier, squeeze, specialists, &[])
+    }
+
+    /// [`Self::parse_with`], with the data set's trained detectors of case study 3 that are
+    /// loaded (needed only for the `gong`, `metzen` and `feinman` parts).
+    pub fn parse_full(
+        text: &str,
+        dataset: DatasetKind,
+        classifier: ClassifierRef,
+        squeeze: Option<&SqueezeConfig>,
+        specialists: Option<&EnsembleManifest>,
+        learned: &[&DetectorManifest],
+    ) -> Result<Self, String> {
         let text = text.trim();
         if text.starts_with('{') {
             let spec: SystemSpec = serde_json::from_str(text).map_err(|e| format!("not a system description: {e}"))?;
@@ -159,6 +242,17 @@ impl SystemSpec {
                         false_positive_rate: c.false_positive_rate,
                         calibration_images: c.calibration_images,
                     })
+                }
+                "gong" | "metzen" | "feinman" => {
+                    let kind = DetectorKind::parse(part)?;
+                    let m = learned
+                        .iter()
+                        .find(|m| m.kind == kind && m.dataset == dataset)
+                        .ok_or_else(|| format!("the {part} detector of {} is not loaded (lab train detector {part}; the page loads it when this defense is chosen)", dataset.name()))?;
+                    if m.classifier_sha256 != sha {
+                        return Err(format!("the {part} detector was trained on other weights of the classifier (weights {}, loaded {}); retrain it: lab train detector {part}", short(&m.classifier_sha256), short(&sha)));
+                    }
+                    spec.detectors.push(DetectorSpec::learned(kind, LearnedDetectorSpec::from_manifest(m)));
                 }
                 "none" => return Err(format!("'none' cannot be combined with other parts ('{text}')")),
                 other => return Err(format!("unknown defense '{other}' (expected parts {} joined by '+', e.g. bit-depth+median+detector)", PARTS.join(", "))),
@@ -222,6 +316,7 @@ impl SystemSpec {
                     detectors.push(Box::new(SqueezeDetector { squeezers: squeezers.clone(), threshold: *threshold, grad_model: &loaded.grad_model, model: &loaded.model }));
                 }
                 DetectorSpec::VoteConfidence { .. } => return Err(format!("the system '{}' has a vote-confidence detector but no Specialists+1 vote", self.name)),
+                DetectorSpec::Gong(s) | DetectorSpec::Metzen(s) | DetectorSpec::Feinman(s) => detectors.push(learned_detector(d, s, loaded, models)?),
             }
         }
         Ok(DefendedSystem { spec: self.clone(), device: models.device().clone(), grad_model: &loaded.grad_model, model: &loaded.model, detectors, vote: None })
@@ -271,6 +366,33 @@ fn short(sha: &str) -> &str {
     if sha.is_empty() { "unrecorded" } else { &sha[..sha.len().min(12)] }
 }
 
+/// A case-study-3 detector on `classifier`, from the loaded file the description names (same
+/// sha256, trained on the same classifier weights).
+fn learned_detector<'a>(d: &DetectorSpec, s: &LearnedDetectorSpec, classifier: &'a LoadedClassifier, models: &'a ModelSet) -> Result<Box<dyn Detector + 'a>, String> {
+    let (kind, _) = d.as_learned().expect("a learned detector");
+    if s.model_sha256 != classifier.manifest.sha256 {
+        return Err(format!("the {} detector was trained on other weights of the classifier (weights {}, loaded {}); retrain it: lab train detector {}", kind.name(), short(&s.model_sha256), short(&classifier.manifest.sha256), kind.name()));
+    }
+    let loaded = models.detector(&s.name)?;
+    if loaded.manifest.sha256 != s.sha256 || loaded.manifest.kind != kind {
+        return Err(format!("the system names other {} detector weights (sha256 {}, loaded {})", kind.name(), short(&s.sha256), short(&loaded.manifest.sha256)));
+    }
+    let (threshold, margin) = (s.threshold, s.margin);
+    let (model, grad_classifier) = (&classifier.model, &classifier.grad_model);
+    Ok(match (&loaded.model, &loaded.grad_model) {
+        (DetectorWeights::Gong(m), DetectorWeights::Gong(g)) => Box::new(GongDetector { model: m, grad_model: g, threshold, margin }),
+        (DetectorWeights::Metzen(m), DetectorWeights::Metzen(g)) => {
+            let layer = loaded.manifest.metzen_layer.ok_or("the Metzen detector's manifest names no layer")?;
+            Box::new(MetzenDetector { net: m, grad_net: g, layer, classifier: model, grad_classifier, threshold, margin })
+        }
+        (DetectorWeights::Feinman(m), DetectorWeights::Feinman(g)) => {
+            let info = loaded.manifest.kde.clone().ok_or("the Feinman detector's manifest has no sample description")?;
+            Box::new(FeinmanDetector { sample: m, grad_sample: g, info, classifier: model, grad_classifier, threshold, margin })
+        }
+        _ => return Err(format!("the loaded '{}' is not a {} detector", s.name, kind.name())),
+    })
+}
+
 /// A system built from its description, ready to be attacked and to judge.
 pub struct DefendedSystem<'a> {
     pub spec: SystemSpec,
@@ -289,6 +411,8 @@ pub struct DetectorReading {
     pub score: f32,
     pub threshold: f32,
     pub flagged: bool,
+    /// How to show the score ([`Detector::shown_as`]).
+    pub shown_as: &'static str,
 }
 
 /// The system's verdict on one image.
@@ -346,7 +470,7 @@ impl DefendedSystem<'_> {
                     .enumerate()
                     .map(|(k, d)| {
                         let score = scores[k * n + i];
-                        DetectorReading { name: d.name(), score, threshold: d.threshold(), flagged: score > d.threshold() }
+                        DetectorReading { name: d.name(), score, threshold: d.threshold(), flagged: score > d.threshold(), shown_as: d.shown_as() }
                     })
                     .collect();
                 Judgement {
@@ -374,11 +498,16 @@ impl AttackTarget for DefendedSystem<'_> {
         if let Some(v) = &self.vote {
             return v.attack_loss(v.grad_ensemble.forward(x), term);
         }
-        let logits = self.logits(x.clone());
-        let shared = self.spec.preprocess.is_empty().then(|| logits.clone());
+        // Without preprocessing the classifier sees the input itself: one forward gives its
+        // logits and the activations the detectors read (issue 14: one forward per step).
+        let acts = self.spec.preprocess.is_empty().then(|| self.grad_model.activations(x.clone()));
+        let logits = match &acts {
+            Some(a) => a.logits.clone(),
+            None => self.logits(x.clone()),
+        };
         let mut loss = term(logits);
         for d in &self.detectors {
-            loss = loss + d.adaptive_loss(x.clone(), shared.clone(), term);
+            loss = loss + d.adaptive_loss_with(x.clone(), acts.as_ref(), term);
         }
         loss
     }
@@ -402,7 +531,13 @@ impl AttackTarget for DefendedSystem<'_> {
     }
 
     fn system_flags(&self, x: Tensor<4>) -> Option<Tensor<1, Bool>> {
-        self.detectors.iter().map(|d| d.flags(x.clone())).reduce(|a, b| a.bool_or(b))
+        // The classifier's activations on the input once for every detector that reads them.
+        let acts = self.detectors.iter().any(|d| d.reads_activations()).then(|| self.model.activations(x.clone()));
+        self.detectors.iter().map(|d| d.score_with(x.clone(), acts.as_ref()).greater_elem(d.threshold())).reduce(|a, b| a.bool_or(b))
+    }
+
+    fn detector_scores(&self, x: Tensor<4>) -> Vec<Tensor<1>> {
+        self.detectors.iter().map(|d| d.score(x.clone())).collect()
     }
 }
 
@@ -415,6 +550,9 @@ pub struct Preset {
     pub available: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Not loaded yet: the manifest (in the models folder) of the weights to download first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download: Option<String>,
 }
 
 /// The systems of case study 1 (each part alone, then compositions), with whether the data
@@ -450,6 +588,7 @@ pub fn presets(squeeze: Result<&SqueezeConfig, String>) -> Vec<Preset> {
                 parts: if needs { name.split('+').map(String::from).collect() } else { vec![] },
                 available: reason.is_none(),
                 reason,
+                download: None,
             }
         })
         .collect()

@@ -121,6 +121,7 @@ pub fn attack(a: AttackArgs) -> Res {
     let spec = AttackSpec::build(&a.attack, &a.options, kind)?;
     let mut engine = engine_for(kind, &a.models)?;
     super::specialists::load_if_named(&mut engine, kind, &a.defense, &a.models)?;
+    super::detector::load_if_named(&mut engine, kind, &a.defense, &a.models)?;
     let device = engine.device().clone();
     let (test, source) = test_images(kind, a.data.as_deref(), &a.models)?;
     let generalist = engine.generalist(kind)?;

@@ -3,6 +3,8 @@
 //! implementing [`crate::target::Detector`] so that [`crate::system`] can compose any of them
 //! into one defended system that attacks aim at, adaptively or not.
 
+pub mod detector_panel;
+pub mod detectors;
 pub mod specialists;
 pub mod squeeze;
 

@@ -1,6 +1,7 @@
 //! The classifiers of Carlini & Wagner (2017), their weights on disk (safetensors) and the
 //! manifest that describes each committed model.
 
+pub mod detectors;
 pub mod ensemble;
 pub mod manifest;
 pub mod set;
@@ -14,7 +15,7 @@ use burn::tensor::activation::relu;
 
 pub use manifest::{load_model, ModelError, ModelManifest};
 pub use ensemble::{Ensemble, EnsembleManifest};
-pub use set::{LoadedClassifier, LoadedEnsemble, ModelSet};
+pub use set::{LoadedClassifier, LoadedDetector, LoadedEnsemble, ModelSet};
 
 /// The C&W architecture family: two blocks of two valid 3x3 convolutions + 2x2 max-pool,
 /// then two dense layers with dropout after the first, then the logits.
@@ -121,4 +122,38 @@ impl Classifier {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.fc3.forward(self.hidden(x))
     }
+
+    /// One forward that keeps what case study 3's detectors read (Metzen et al.'s subnetwork a
+    /// block's feature maps, Feinman et al.'s density the last hidden layer), so that a system
+    /// with several of them runs the classifier once per step.
+    pub fn activations(&self, x: Tensor<4>) -> Activations {
+        let x = relu(self.conv1.forward(x));
+        let block1 = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = relu(self.conv3.forward(block1.clone()));
+        let block2 = self.pool.forward(relu(self.conv4.forward(x)));
+        let h = self.dropout.forward(relu(self.fc1.forward(block2.clone().flatten(1, 3))));
+        let hidden = relu(self.fc2.forward(h));
+        let logits = self.fc3.forward(hidden.clone());
+        Activations { block1, block2, hidden, logits }
+    }
+
+    /// The same network with a fresh output layer of `classes` logits (Gong et al.'s detector
+    /// starts from the classifier's features with two outputs).
+    pub fn with_new_head(mut self, classes: usize, device: &Device) -> Classifier {
+        let dense = self.fc3.weight.val().dims()[0];
+        self.fc3 = LinearConfig::new(dense, classes).init(device);
+        self
+    }
+}
+
+/// What one forward of the classifier computed, by layer.
+#[derive(Clone)]
+pub struct Activations {
+    /// After the first block (two convolutions and the pool): [n, filters[0], 14, 14] on CIFAR-10.
+    pub block1: Tensor<4>,
+    /// After the second block: [n, filters[1], 5, 5] on CIFAR-10.
+    pub block2: Tensor<4>,
+    /// The last hidden layer: [n, dense].
+    pub hidden: Tensor<2>,
+    pub logits: Tensor<2>,
 }

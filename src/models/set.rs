@@ -3,6 +3,7 @@
 //! kept twice: plain for verdicts, frozen on the autodiff device for attacks. Loaded lazily: the
 //! page hands over the bytes it fetched when a defense needs them, the CLI reads `models/`.
 
+use super::detectors::{load_detector, DetectorKind, DetectorManifest, DetectorWeights};
 use super::ensemble::{load_ensemble, Ensemble, EnsembleManifest};
 use super::{load_model, Classifier, DatasetKind, ModelManifest};
 use burn::prelude::*;
@@ -31,16 +32,25 @@ pub struct LoadedEnsemble {
     pub grad_model: Ensemble,
 }
 
-/// Named classifiers (and ensembles of them) on one device.
+/// A trained detector of case study 3 (Gong, Metzen, Feinman), ready like a classifier.
+pub struct LoadedDetector {
+    pub manifest: DetectorManifest,
+    pub model: DetectorWeights,
+    /// On the autodiff device, frozen.
+    pub grad_model: DetectorWeights,
+}
+
+/// Named classifiers (and ensembles of them, and detectors) on one device.
 pub struct ModelSet {
     device: Device,
     classifiers: BTreeMap<String, LoadedClassifier>,
     ensembles: BTreeMap<String, LoadedEnsemble>,
+    detectors: BTreeMap<String, LoadedDetector>,
 }
 
 impl ModelSet {
     pub fn new(device: Device) -> Self {
-        ModelSet { device, classifiers: BTreeMap::new(), ensembles: BTreeMap::new() }
+        ModelSet { device, classifiers: BTreeMap::new(), ensembles: BTreeMap::new(), detectors: BTreeMap::new() }
     }
 
     pub fn device(&self) -> &Device {
@@ -102,6 +112,51 @@ impl ModelSet {
     /// The Specialists+1 ensemble of a data set (`<dataset>-specialists`), if loaded.
     pub fn specialists(&self, dataset: DatasetKind) -> Option<&LoadedEnsemble> {
         self.ensembles.get(&format!("{}-specialists", dataset.name()))
+    }
+
+    /// Checks a detector's file against its manifest and keeps it under its stem
+    /// (`cifar10-gong`); the classifier it was trained on must be loaded, with those weights.
+    pub fn insert_detector(&mut self, manifest: DetectorManifest, bytes: &[u8]) -> Result<&LoadedDetector, String> {
+        let g = self.get(&manifest.classifier)?;
+        if g.manifest.sha256 != manifest.classifier_sha256 {
+            return Err(format!(
+                "the {} detector was trained on other weights of '{}' than the loaded ones; retrain it (lab train detector {})",
+                manifest.kind.name(), manifest.classifier, manifest.kind.name()
+            ));
+        }
+        let model = load_detector(&manifest, bytes, &self.device).map_err(|e| e.to_string())?;
+        let grad_model = match load_detector(&manifest, bytes, &self.device.clone().autodiff()).map_err(|e| e.to_string())? {
+            DetectorWeights::Gong(m) => DetectorWeights::Gong(m.freeze()),
+            DetectorWeights::Metzen(m) => DetectorWeights::Metzen(m.freeze()),
+            sample => sample,
+        };
+        let name = manifest.name().to_string();
+        self.detectors.insert(name.clone(), LoadedDetector { manifest, model, grad_model });
+        Ok(&self.detectors[&name])
+    }
+
+    pub fn detector(&self, name: &str) -> Result<&LoadedDetector, String> {
+        self.detectors.get(name).ok_or_else(|| format!("the detector '{name}' is not loaded"))
+    }
+
+    /// A data set's detector of a kind, if loaded.
+    pub fn detector_of(&self, dataset: DatasetKind, kind: DetectorKind) -> Option<&LoadedDetector> {
+        self.detectors.get(&kind.file_stem(dataset))
+    }
+
+    /// Loads `<dir>/<dataset>-<kind>.json` and its file, unless already loaded.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn load_detector_from_dir(&mut self, dir: &std::path::Path, dataset: DatasetKind, kind: DetectorKind) -> Result<&LoadedDetector, String> {
+        let name = kind.file_stem(dataset);
+        if !self.detectors.contains_key(&name) {
+            let mpath = dir.join(format!("{name}.json"));
+            let text = std::fs::read_to_string(&mpath).map_err(|e| format!("{}: {e} (train it first: lab train detector {})", mpath.display(), kind.name()))?;
+            let manifest = DetectorManifest::parse(&text).map_err(|e| format!("{}: {e}", mpath.display()))?;
+            let wpath = dir.join(&manifest.weights);
+            let bytes = std::fs::read(&wpath).map_err(|e| format!("{}: {e}", wpath.display()))?;
+            self.insert_detector(manifest, &bytes).map_err(|e| format!("{}: {e}", wpath.display()))?;
+        }
+        self.detector(&name)
     }
 
     /// Loads `<dir>/<name>.json` (an ensemble manifest) and its weights, unless already loaded.

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub mod checkpoint;
+pub mod detector;
+pub mod detector_publish;
 pub mod specialists;
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
 
