@@ -3,11 +3,12 @@
 // the guided story (story-mode.js) and a large-type option for projectors (?large=1).
 
 import { $ } from './util.js';
-import { params } from './state.js';
+import { state, params } from './state.js';
 import { setupExplanations } from './explain.js';
 import { setupEmbed } from './embed.js';
 import { setupShare, restoreFromUrl } from './share.js';
 import { setupStory, openStoryFromUrl } from './story-mode.js';
+import { watchEngine } from './recover.js';
 
 function setLargeType(on) {
   document.documentElement.classList.toggle('large-type', on);
@@ -31,6 +32,7 @@ export function setupPageTools() {
 
 /** Once the first data set is ready: the link's view, then the story step it names. */
 export async function restorePageTools() {
+  if (state.engine) watchEngine(state.engine); // a lost GPU device moves the page to the CPU
   if (document.body.dataset.state !== 'ready') return;
   await restoreFromUrl();
   await openStoryFromUrl();

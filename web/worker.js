@@ -41,6 +41,14 @@
 
 import { initialChoice, probeChoice, readableNote, isSoftwareAdapter } from './backend-choice.js';
 import { field, pick, list, f32, plain, errorMessage, isFatal, fetchOk, readWithProgress, plainReport } from './worker-data.js';
+import { watchGpuDevices } from './gpu-watch.js';
+
+// A lost GPU device is announced at once ({id: null, type: 'device-lost', message}); the page then
+// moves to a fresh worker on the CPU (web/recover.js) and keeps the image and the settings.
+// (Only while the Lab computes on WebGPU: the probe frees the WebGPU Lab it passes over.)
+watchGpuDevices((message) => {
+  if (lab?.backend?.() === 'webgpu') self.postMessage({ id: null, type: 'device-lost', message });
+});
 
 let wasm = null; // the imported module
 let lab = null; // the Lab
