@@ -61,6 +61,22 @@ export const EXPLANATIONS = [
       'W. He et al. (2017), <cite>Adversarial Example Defenses: Ensembles of Weak Defenses are not Strong</cite>, USENIX WOOT (the adaptive attack on it)',
     ],
   },
+  {
+    id: 'specialists',
+    card: 'specialists-card',
+    title: 'What does Specialists+1 do?',
+    text: [
+      'A generalist and 20 specialists vote. Each specialist learned a group of classes that adversarial examples often confuse with each other (or the rest of the classes), so an attack that fools one classifier should not fool them all.',
+      'When every classifier that knows a class votes for it, only they count; otherwise all 21 vote. If the winner’s voters are not confident enough on average, the image is flagged as adversarial.',
+    ],
+    formula:
+      'U<sub>k</sub>: the classes classifier k knows. If every k with c ∈ U<sub>k</sub> predicts c, the winner is c and those k are its voters; else the class with the most of all 21 votes.<br>' +
+      'flagged when the mean of p<sub>k</sub>(winner | x) over the winner’s voters &lt; τ (τ set so that 5% of clean images are flagged)',
+    papers: [
+      'M. Abbasi, C. Gagné (2017), <cite>Robustness to Adversarial Examples through an Ensemble of Specialists</cite>, ICLR workshop',
+      'W. He et al. (2017), <cite>Adversarial Example Defenses: Ensembles of Weak Defenses are not Strong</cite>, USENIX WOOT (the targeted attack on it)',
+    ],
+  },
 ];
 
 function build(e) {

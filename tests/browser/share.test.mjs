@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHROMIUM, REPO, startLab, waitReady, predictSample, drawStroke, predictionSeq, useLab } from './harness.mjs';
+import { CHROMIUM, REPO, startLab, waitReady, predictSample, drawStroke, predictionSeq, useLab, startAttack } from './harness.mjs';
 import { screenshot } from './screens.mjs';
 
 const noChromium = await access(CHROMIUM).then(
@@ -314,9 +314,8 @@ describe('the guided story (stand-in engine)', { skip: noChromium, timeout: 240_
   it('a click on the next step while an attack runs cancels it: one attack at a time', async () => {
     await page.click('#story-exit');
     await predictSample(page, 1);
-    await page.selectOption('#attack-type', 'pgd');
-    await page.fill('#p-steps', '3000');
-    await page.click('#attack-start');
+    // PGD on the bare model runs all its steps with the stand-in (the story left the detector chosen).
+    await startAttack(page, { attack: 'pgd', defense: 'none', fields: { '#p-steps': 3000 } });
     await page.waitForFunction(() => Number(document.querySelector('#attack-progress').dataset.count) >= 3);
     // A second start from the form (Start is disabled; Enter in a field) starts nothing: the same run goes on.
     assert.equal(await page.isDisabled('#attack-start'), true);
