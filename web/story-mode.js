@@ -172,7 +172,16 @@ export async function goToStep(i) {
       setStepState('done');
       return;
     }
-    await waitAttackEnd();
+    // The attack panel's progress line (step, loss, L2, time left) is echoed here while it runs.
+    const echo = new MutationObserver(() => {
+      if (my === token) $('#story-live').textContent = `Running: ${$('#attack-progress').textContent}`;
+    });
+    echo.observe($('#attack-progress'), { childList: true, characterData: true, subtree: true });
+    try {
+      await waitAttackEnd();
+    } finally {
+      echo.disconnect();
+    }
     if (my !== token) return;
     live.set(step.id, readShownResult());
   }

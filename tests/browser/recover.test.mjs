@@ -1,10 +1,11 @@
-// A lost GPU device during an attack (real engine on WebGPU, SwiftShader): GPUDevice.destroy() on
-// the engine's device mid-attack. The page moves to the CPU fallback without a reload, keeps the
-// image and the attack's settings, says what happened, and attacks again on the CPU.
+// The real engine on WebGPU (SwiftShader): a story step runs a short attack there; then a lost GPU
+// device during an attack (GPUDevice.destroy() on the engine's device mid-attack). The page moves
+// to the CPU fallback without a reload, keeps the image and the attack's settings, says what
+// happened, and attacks again on the CPU.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { missingPrerequisites, useLab, readAttackResult } from './harness.mjs';
+import { missingPrerequisites, useLab, readAttackResult, predictSample } from './harness.mjs';
 
 const skip = await missingPrerequisites();
 if (skip) console.log(`# skipping the device-loss test: ${skip}`);
@@ -15,9 +16,24 @@ describe('a lost GPU device (real engine, WebGPU)', { skip: skip || false, timeo
     page = l.page;
   });
 
+  it('a story step runs a short attack on WebGPU, and says so', async () => {
+    await page.waitForFunction(() => document.querySelector('#prediction').dataset.source === 'sample:4', null, { timeout: 300_000 });
+    await page.click('#story-button');
+    await page.waitForFunction(() => document.querySelector('#story-card').dataset.state === 'done', null, { timeout: 300_000 });
+    await page.click('#story-next');
+    await page.waitForFunction(() => document.querySelector('#story-card').dataset.step === '2' && document.querySelector('#story-card').dataset.state === 'done', null, { timeout: 600_000 });
+    assert.deepEqual(await page.evaluate(() => [document.querySelector('#p-steps').value, document.querySelector('#p-bss').value]), ['10', '1']);
+    assert.match(await page.textContent('#story-note'), /On WebGPU this step runs a short attack/);
+    assert.ok(['fooled', 'not-fooled'].includes(await page.getAttribute('#story-live', 'data-outcome')));
+    await page.click('#story-exit');
+    await predictSample(page, 4, 300_000);
+  });
+
   it('recovers on the CPU without a reload, keeping the image and the settings', async () => {
     await page.waitForFunction(() => document.querySelector('#prediction').dataset.source === 'sample:4', null, { timeout: 300_000 });
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
+    await page.fill('#p-steps', '40');
+    await page.fill('#p-bss', '1');
     const probsBefore = JSON.parse(await page.getAttribute('#prediction', 'data-probs'));
     await page.fill('#p-const', '2');
     await page.evaluate(() => (window.__sameDocument = true)); // a reload would drop it

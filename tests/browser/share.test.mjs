@@ -255,6 +255,8 @@ describe('the guided story (stand-in engine)', { skip: noChromium, timeout: 240_
 
     const file = 'results/squeeze-mnist.md';
     await page.click('#story-next');
+    // While the step's attack runs, the story echoes its progress and the time left.
+    await page.waitForFunction(() => /^Running: step \d+ \/ \d+ .* left$/.test(document.querySelector('#story-live').textContent), null, { timeout: 30_000 });
     await waitStep(page, 2);
     assert.equal(await page.textContent('#story-step-title'), 'A naive attack, and what it changes');
     const bareL2 = await resultCell(file, byCells({ system: 'mnist.safetensors', attack: /^CW-L2/ }), ['mean L2']);
