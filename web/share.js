@@ -98,7 +98,9 @@ function openPanel(open) {
     const before = sel.value;
     sel.textContent = '';
     for (const p of embeddablePanels()) sel.append(new Option(p.title, p.name));
-    if (Array.from(sel.options).some((o) => o.value === before)) sel.value = before;
+    // The attack panel first: it is the one most worth embedding in a post.
+    const keep = [before, 'attack'].find((v) => v && Array.from(sel.options).some((o) => o.value === v));
+    if (keep) sel.value = keep;
     $('#share-copied').textContent = '';
     renderShare();
   }

@@ -99,6 +99,35 @@ async function renderFigures(step, ds, my) {
   $('#story-figures-source').textContent = files.join(', ');
 }
 
+/** Copies of the panels' images (input; with an attack, its example and the perturbation) under the step's text. */
+function renderImages(step) {
+  let box = $('#story-images');
+  if (!box) {
+    box = document.createElement('div');
+    box.id = 'story-images';
+    box.className = 'story-images';
+    $('#story-live').after(box);
+  }
+  box.textContent = '';
+  const shown = [['#model-input', 'The input']];
+  if (step.run === 'attack' && !$('#attack-result').hidden) shown.push(['#adv-image', $('#adv-caption').textContent], ['#perturbation', 'The change (perturbation)']);
+  for (const [sel, label] of shown) {
+    const src = $(sel);
+    const fig = document.createElement('figure');
+    const cv = document.createElement('canvas');
+    cv.className = 'pixelated';
+    cv.width = src.width;
+    cv.height = src.height;
+    cv.getContext('2d').drawImage(src, 0, 0);
+    cv.setAttribute('role', 'img');
+    cv.setAttribute('aria-label', label);
+    const cap = document.createElement('figcaption');
+    cap.textContent = label;
+    fig.append(cv, cap);
+    box.append(fig);
+  }
+}
+
 function renderLive(step) {
   const el = $('#story-live');
   if (!step.run) {
@@ -135,6 +164,7 @@ function renderStep(i, ds) {
     text.append(p);
   }
   $('#story-live').textContent = '';
+  $('#story-images')?.replaceChildren();
   $('#story-prev').disabled = i === 0;
   $('#story-next').disabled = i === STORY.length - 1;
   $('#story-next').textContent = i === STORY.length - 1 ? 'The end' : `Next: ${STORY[i + 1].title}`;
@@ -186,6 +216,7 @@ export async function goToStep(i) {
     live.set(step.id, readShownResult());
   }
   renderLive(step);
+  renderImages(step);
   setStepState('done');
 }
 

@@ -264,6 +264,8 @@ describe('the guided story (stand-in engine)', { skip: noChromium, timeout: 240_
     assert.equal(await page.getAttribute('#story-live', 'data-outcome'), 'fooled');
     assert.ok(Number(await page.getAttribute('#story-live', 'data-l2')) > 0);
     assert.match(await page.textContent('#story-live'), /L2 of the example: \d/);
+    // What the attack changed, shown in the story itself: the input, the example, the perturbation.
+    assert.equal(await page.locator('#story-images canvas[role="img"]').count(), 3);
 
     await page.click('#story-next');
     await waitStep(page, 3);
