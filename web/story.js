@@ -93,7 +93,7 @@ export const STORY = [
     dataset: null,
     text: [
       'The detector is an ensemble: it combines bit-depth reduction and median smoothing. Is the combination stronger than its strongest part? The attack here targets bit-depth reduction alone, adaptively; compare its L2 with the previous step’s.',
-      'He et al.’s answer, and this lab’s: the ensemble costs the attacker only a little more distortion than its strongest part. Weak defenses do not add up to a strong one.',
+      'He et al.’s answer, and this lab’s (the figures below): the ensemble makes the attacker’s change only modestly larger than its strongest part alone does, and the attack still succeeds. Weak defenses do not add up to a strong one.',
     ],
     view: { attack: 'cw', targeted: false, defense: 'bit-depth', adaptive: true },
     webgpu: FEW,

@@ -5,9 +5,9 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, access } from 'node:fs/promises';
+import { readFile, access, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHROMIUM, REPO, startLab, waitReady, predictSample, drawStroke, predictionSeq, useLab, startAttack } from './harness.mjs';
+import { CHROMIUM, REPO, startLab, waitReady, predictSample, drawStroke, predictionSeq, useLab, startAttack, makeTempDir } from './harness.mjs';
 import { screenshot } from './screens.mjs';
 
 const noChromium = await access(CHROMIUM).then(
@@ -336,5 +336,29 @@ describe('the guided story (stand-in engine)', { skip: noChromium, timeout: 240_
     assert.equal(await page.inputValue('#attack-type'), 'cw');
     assert.equal(await page.getAttribute('#attack-status', 'data-state'), 'done');
     assert.equal(await page.getAttribute('#story-live', 'data-outcome'), 'fooled');
+  });
+});
+
+describe('the story and embed mode under a sub-path (stand-in engine)', { skip: noChromium, timeout: 120_000 }, () => {
+  it('served under /some/where/advlab/, reads results/ and embeds with relative URLs only', async () => {
+    const host = await makeTempDir('advlab-host-');
+    await mkdir(join(host, 'some', 'where'), { recursive: true });
+    await symlink(REPO, join(host, 'some', 'where', 'advlab'));
+    const lab = await startLab({ webgpu: false, mock: true, root: host, path: 'some/where/advlab/?story=3' });
+    try {
+      await waitReady(lab.page, 30_000);
+      await waitStep(lab.page, 3);
+      const fig = await figure(lab.page, 'success');
+      assert.equal(fig.source, 'results/squeeze-mnist.md');
+      assert.match(fig.shown, /^\d+%$/);
+      await lab.page.click('#share-button');
+      const snippet = await lab.page.inputValue('#embed-snippet');
+      assert.match(snippet, new RegExp(`src="${lab.url}some/where/advlab/\\?`));
+      const base = `${lab.url}some/where/advlab/`;
+      const outside = lab.requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
+      assert.deepEqual(outside, []);
+    } finally {
+      await lab.close();
+    }
   });
 });
