@@ -2,6 +2,7 @@
 // and the sample pack, fetched when the data set is first chosen; switching resets the panels.
 
 import { $, $$, fmtBytes } from './util.js';
+import { timeLeft } from './eta.js';
 import { state, DATASET_NAMES, DEFAULT_INPUT } from './state.js';
 import { setStatus, setPageState, lockInputs } from './ui.js';
 import { showError, clearError } from './errors.js';
@@ -15,10 +16,12 @@ import { clearDrawing } from './drawing.js';
 
 function loadModel(ds) {
   if (!state.models[ds]) {
+    const t0 = performance.now();
     const onProgress = (p) => {
       if (state.dataset !== ds) return;
       const name = DATASET_NAMES[ds];
-      if (p.phase === 'weights') setStatus(`Downloading the ${name} model… ${fmtBytes(p.loaded)}${p.total ? ` / ${fmtBytes(p.total)}` : ''}`);
+      const eta = timeLeft(performance.now() - t0, p.loaded, p.total);
+      if (p.phase === 'weights') setStatus(`Downloading the ${name} model… ${fmtBytes(p.loaded)}${p.total ? ` / ${fmtBytes(p.total)}` : ''}${eta}`);
       else if (p.phase === 'decode') setStatus(`Checking and loading the ${name} weights…`);
       else setStatus(`Loading the ${name} model…`);
     };
