@@ -6,7 +6,7 @@ import { $ } from './util.js';
 import { state, params } from './state.js';
 import { setupExplanations } from './explain.js';
 import { setupEmbed } from './embed.js';
-import { setupShare, restoreFromUrl } from './share.js';
+import { setupShare, restoreFromUrl, startUrlSync } from './share.js';
 import { setupStory, openStoryFromUrl } from './story-mode.js';
 import { watchEngine } from './recover.js';
 
@@ -33,7 +33,10 @@ export function setupPageTools() {
 /** Once the first data set is ready: the link's view, then the story step it names. */
 export async function restorePageTools() {
   if (state.engine) watchEngine(state.engine); // a lost GPU device moves the page to the CPU
-  if (document.body.dataset.state !== 'ready') return;
+  if (document.body.dataset.state !== 'ready') {
+    startUrlSync(); // nothing to restore into; the URL follows whatever the visitor does next
+    return;
+  }
   await restoreFromUrl();
   await openStoryFromUrl();
 }

@@ -106,7 +106,13 @@ function openPanel(open) {
   }
 }
 
+/** Starts keeping the URL in step without restoring a view (the first data set failed to load). */
+export function startUrlSync() {
+  restored = true;
+}
+
 export function setupShare() {
+  $('#share-button').title = 'Copy a link to this view: data set, sample number, attack settings, target system. Drawn and uploaded images never go into a link.';
   $('#share-button').addEventListener('click', async () => {
     openPanel(true);
     await copyFrom($('#share-link'), 'Link');
