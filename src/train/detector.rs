@@ -121,18 +121,25 @@ impl Adversarial {
     /// Pixels of the examples of `range` that fool the classifier (CW, then FGSM), and how
     /// many of each.
     pub fn examples(&self, range: std::ops::Range<usize>) -> (Vec<f32>, usize, usize) {
+        let (pixels, images, cw) = self.examples_of(range);
+        let fgsm = images.len() - cw;
+        (pixels, cw, fgsm)
+    }
+
+    /// [`Self::examples`], with the training image each example was made from.
+    pub fn examples_of(&self, range: std::ops::Range<usize>) -> (Vec<f32>, Vec<usize>, usize) {
         let n = self.shape.len();
-        let mut out = Vec::new();
-        let mut counts = [0usize; 2];
-        for (k, (pixels, fooled)) in [(&self.cw, &self.cw_fooled), (&self.fgsm, &self.fgsm_fooled)].into_iter().enumerate() {
+        let (mut out, mut images) = (Vec::new(), Vec::new());
+        for (pixels, fooled) in [(&self.cw, &self.cw_fooled), (&self.fgsm, &self.fgsm_fooled)] {
             for i in range.clone() {
                 if self.clean_correct[i] && fooled[i] {
                     out.extend_from_slice(&pixels[i * n..(i + 1) * n]);
-                    counts[k] += 1;
+                    images.push(i);
                 }
             }
         }
-        (out, counts[0], counts[1])
+        let cw = range.filter(|&i| self.clean_correct[i] && self.cw_fooled[i]).count();
+        (out, images, cw)
     }
 
     /// Success rates over the images the classifier gets right.
@@ -252,20 +259,44 @@ pub fn scores(detector: &dyn Detector, pixels: &[f32], shape: crate::data::Image
 }
 
 /// What a binary detector network is trained on: benign images (label 0) then adversarial ones
-/// (label 1), pixels as floats.
+/// (label 1), pixels as floats, each with the training image it comes from.
 pub struct BinaryData {
     pub pixels: Vec<f32>,
     pub labels: Vec<u8>,
+    /// The source image of each example: an image's benign and adversarial versions share a
+    /// batch, so that each step sees what the attack changed (on a few thousand examples the
+    /// networks otherwise stay at the class prior).
+    pub groups: Vec<usize>,
     pub shape: crate::data::ImageShape,
 }
 
 impl BinaryData {
-    pub fn new(benign: Vec<f32>, adversarial: &[f32], shape: crate::data::ImageShape) -> Self {
+    pub fn new(benign: Vec<f32>, benign_images: &[usize], adversarial: &[f32], adversarial_images: &[usize], shape: crate::data::ImageShape) -> Self {
         let (nb, na) = (benign.len() / shape.len(), adversarial.len() / shape.len());
+        assert_eq!((nb, na), (benign_images.len(), adversarial_images.len()), "one source image per example");
         let mut pixels = benign;
         pixels.extend_from_slice(adversarial);
         let labels = std::iter::repeat_n(0u8, nb).chain(std::iter::repeat_n(1u8, na)).collect();
-        BinaryData { pixels, labels, shape }
+        BinaryData { pixels, labels, groups: benign_images.iter().chain(adversarial_images).copied().collect(), shape }
+    }
+
+    /// The examples in batches of about `batch` examples, whole source images at a time, in an
+    /// order shuffled by `rng`.
+    pub fn batches(&self, batch: usize, rng: &mut StdRng) -> Vec<Vec<usize>> {
+        let mut by_image: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+        for (k, &g) in self.groups.iter().enumerate() {
+            by_image.entry(g).or_default().push(k);
+        }
+        let mut groups: Vec<Vec<usize>> = by_image.into_values().collect();
+        groups.shuffle(rng);
+        let mut out: Vec<Vec<usize>> = vec![Vec::new()];
+        for g in groups {
+            if out.last().unwrap().len() + g.len() > batch && !out.last().unwrap().is_empty() {
+                out.push(Vec::new());
+            }
+            out.last_mut().unwrap().extend(g);
+        }
+        out
     }
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -323,17 +354,14 @@ pub fn fit<M: Module + burn::store::ModuleSnapshot + Clone>(
         }
     }
     let mut optim = AdamConfig::new().init();
-    let n = data.len();
-    let batches = n.div_ceil(o.batch_size);
+    let batches = data.batches(o.batch_size, &mut StdRng::seed_from_u64(o.seed)).len();
     let total = batches * o.epochs;
     let plane = data.shape.len();
     for epoch in state.epochs_done..o.epochs {
         let start = Instant::now();
         let mut rng = StdRng::seed_from_u64(o.seed.wrapping_mul(1000).wrapping_add(epoch as u64));
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
-        for (b, idx) in order.chunks(o.batch_size).enumerate() {
+        for (b, idx) in data.batches(o.batch_size, &mut rng).iter().enumerate() {
             let pixels: Vec<f32> = idx.iter().flat_map(|&i| data.pixels[i * plane..(i + 1) * plane].iter().copied()).collect();
             let labels: Vec<u8> = idx.iter().map(|&i| data.labels[i]).collect();
             let x = input(inference::to_tensor(&pixels, data.shape, train_device));

@@ -72,7 +72,8 @@ pub fn calibrate(detector: &dyn Detector, splits: &Splits, adv: &Adversarial, o:
 fn binary_data(splits: &Splits, adv: &Adversarial, range: std::ops::Range<usize>) -> BinaryData {
     let kept: Vec<usize> = range.clone().filter(|&i| adv.clean_correct[i]).collect();
     let benign: Vec<f32> = kept.iter().flat_map(|&i| splits.train.image_f32(i)).collect();
-    BinaryData::new(benign, &adv.examples(range).0, splits.train.shape)
+    let (pixels, images, _) = adv.examples_of(range);
+    BinaryData::new(benign, &kept, &pixels, &images, splits.train.shape)
 }
 
 /// What publishing needs: the file's bytes, its description, threshold and training record.
