@@ -302,3 +302,26 @@ fn engine_panel_presets_and_downloads() {
 fn block_err<T: std::fmt::Debug>(f: impl std::future::Future<Output = Result<T, String>>) -> String {
     pollster::block_on(f).unwrap_err()
 }
+
+#[test]
+fn committed_detectors_load_and_flag_few_benign_samples() {
+    let mut e = Engine::new(Device::flex());
+    e.models.load_from_dir(&models(), "cifar10").unwrap();
+    let sha = e.generalist(DatasetKind::Cifar10).unwrap().manifest.sha256.clone();
+    for kind in DetectorKind::ALL {
+        let d = e.models.load_detector_from_dir(&models(), DatasetKind::Cifar10, kind).unwrap();
+        let m = &d.manifest;
+        assert_eq!(m.classifier_sha256, sha);
+        // Thresholds at 5% of benign held-out training images; the other half measured near it.
+        assert!((0.0..=0.1).contains(&m.false_positive_rate), "{kind:?}: {}", m.false_positive_rate);
+        assert!(m.calibration_images >= 100 && m.margin > 0.0);
+    }
+    // The sample pack (the first 100 test images, never used in training): the ensemble flags a
+    // few of them (three detectors at ~5% each), not most.
+    let pack = advlab::samples::SamplePack::parse(&std::fs::read_to_string(models().join("cifar10-samples.json")).unwrap()).unwrap();
+    let data = pack.dataset(&std::fs::read(models().join(&pack.file)).unwrap()).unwrap();
+    let x = advlab::inference::dataset_tensor(&data, 0, data.len(), &Device::flex());
+    let system = e.system(DatasetKind::Cifar10, "gong+metzen+feinman").unwrap().build(&e.models).unwrap();
+    let flagged = read(system.system_flags(x).unwrap().float()).iter().sum::<f32>() / data.len() as f32;
+    assert!(flagged < 0.35, "{flagged} of benign test images flagged");
+}
