@@ -10,8 +10,9 @@ import { setStatus, lockInputs } from './ui.js';
 import { showError, clearError, reportError } from './errors.js';
 import { updateBars } from './prediction.js';
 import { requestSqueeze, endLiveSqueeze } from './squeeze.js';
+import { requestVote, endLiveVote, ensureSpecialists, specialistsLoaded } from './specialists.js';
 import { drawChart, drawPerturbation, describeScale } from './chart.js';
-import { attackParams, stepsOf } from './attack-form.js';
+import { attackParams, stepsOf, renderSystems } from './attack-form.js';
 import { defenseOutcome, wrongStartRemark } from './outcome.js';
 
 function setAttackStatus(s, text = s) {
@@ -68,8 +69,19 @@ export function startAttack() {
     return;
   }
   clearError();
-  resetAttackView();
   const p = attackParams();
+  if (p.defense === 'specialists' && !specialistsLoaded(ds)) {
+    // Its weights come first (downloaded once, with progress in its panel); then the attack starts.
+    setAttackStatus('loading', 'downloading the Specialists+1 ensemble first…');
+    $('#attack-start').disabled = true;
+    ensureSpecialists(ds, renderSystems).then((ok) => {
+      $('#attack-start').disabled = state.fatal || !state.input || !!state.attack;
+      if (ok && state.dataset === ds && state.input === input && !state.attack) startAttack();
+      else if (!state.attack) setAttackStatus('idle');
+    });
+    return;
+  }
+  resetAttackView();
   const run = { id: null, dataset: ds, input, params: p, origPredicted: input.predicted, reports: 0, points: [], totalSteps: 0, last: null };
   state.attack = run;
   lockInputs('attack', true);
@@ -109,7 +121,9 @@ function attackProgress(run, m) {
     showAdvImage(run.input.pixels, m.image, run.dataset);
     $('#adv-caption').textContent = `Current image (step ${m.step})`;
     // Live view of the defenses on the current iterate: at most once a second, beside the attack.
-    requestSqueeze(run.dataset, m.image, { kind: 'attack-progress', text: `Attack in progress: step ${m.step} / ${m.total_steps}` }, { live: true });
+    const progress = { kind: 'attack-progress', text: `Attack in progress: step ${m.step} / ${m.total_steps}` };
+    requestSqueeze(run.dataset, m.image, progress, { live: true });
+    requestVote(run.dataset, m.image, progress, { live: true });
   }
 }
 
@@ -254,6 +268,11 @@ function finishAttack(run, r) {
   // example (judge), and the squeeze report of whatever is shown.
   const withSqueeze = !!(defensesOf(ds)?.available && shown);
   endLiveSqueeze({ showInput: !withSqueeze });
+  endLiveVote();
+  const voteSubject = shown
+    ? { kind: 'attack-result', text: shown === bare ? `The bare model’s adversarial example (${ATTACK_NAMES[p.attack]})` : `The adversarial example (${ATTACK_NAMES[p.attack]}${against}${p.adaptive ? ', adaptive' : ''})` }
+    : { kind: 'input', text: 'The input (the attack found no adversarial example)' };
+  requestVote(ds, shown ? shown.image : run.input.pixels, voteSubject);
   box.dataset.squeeze = withSqueeze ? 'pending' : 'none';
   const lastAttack = state.lastAttack;
   const verdictP = shown === bare && bare ? judge(ds, bare.image, p.defense) : Promise.resolve(null);
