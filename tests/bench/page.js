@@ -481,9 +481,12 @@ function field(o, k) {
  * first report and the report at which the callback cancels the run, divided by the steps in
  * between, is the step as the page's engine runs it (progress reports included).
  */
-async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps, maxMs = Infinity }) {
+async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps, maxMs = Infinity }, { params: extra = {}, targeted = false } = {}) {
   const lab = await labFor(contestant, [ds]);
   const { pixels, labels } = batchOf(ds, n);
+  const classes = state.data[ds].manifest.classes?.length ?? 10;
+  // A targeted step aims each image at the class after its own (any other class costs the same).
+  const targets = targeted ? Uint32Array.from(labels, (l) => (l + 1) % classes) : null;
   const params = {
     attack: 'cw',
     steps: 100000,
@@ -495,10 +498,12 @@ async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps, maxMs = 
     restarts: 0,
     defense: 'none',
     adaptive: false,
+    ...extra,
+    targeted,
   };
   const marks = [];
   const t0 = now();
-  await lab.attack_many(ds, pixels, Uint32Array.from(labels), null, params, (p) => {
+  await lab.attack_many(ds, pixels, Uint32Array.from(labels), targets, params, (p) => {
     const t = now();
     const step = Number(field(p, 'step'));
     marks.push([t, step, gpuSnapshot()]);
@@ -512,6 +517,62 @@ async function labSteps(contestant, ds, n, { minSteps, minMs, maxSteps, maxMs = 
   const [t1, s1, g1] = marks[0];
   const [t2, s2, g2] = marks[marks.length - 1];
   return { msPerStep: (t2 - t1) / (s2 - s1), steps: s2 - s1, ms: t2 - t1, callMs: total, reports: marks.length, firstStepMs: t1 - t0, gpuCallsPerStep: gpuPerStep(g1, g2, s2 - s1) };
+}
+
+// Defended systems whose adaptive step is priced against the bare classifier's (issues 13 and 14,
+// item 4 each): the same attack_many call, the same images, targets and parameters, with only the
+// system and `adaptive` changed. `files`: the manifests the system needs, each with the file it names.
+const SYSTEMS = {
+  specialists: {
+    dataset: 'mnist',
+    loader: 'load_specialists',
+    manifests: ['mnist-specialists.json'],
+    params: { defense: 'specialists', adaptive: true, confidence: 10 },
+    targeted: true,
+  },
+  detectors: {
+    dataset: 'cifar10',
+    loader: 'load_detector',
+    manifests: ['cifar10-gong.json', 'cifar10-metzen.json', 'cifar10-feinman.json'],
+    params: { defense: 'gong+metzen+feinman', adaptive: true, confidence: 0 },
+    targeted: false,
+  },
+};
+const BARE = { defense: 'none', adaptive: false };
+
+/**
+ * Loads a defended system's files into a lab contestant (once). Returns {bytes} or, where this
+ * pkg/ has no loader for it, {unavailable: why} (measured only once the engine can load it).
+ */
+async function labSystem(contestant, name) {
+  const sys = SYSTEMS[name];
+  if (!sys) throw new Error(`unknown system ${name}`);
+  const lab = await labFor(contestant, [sys.dataset]);
+  if (typeof lab[sys.loader] !== 'function') return { unavailable: `this pkg/ has no Lab.${sys.loader}` };
+  lab.__systems ??= {};
+  if (!lab.__systems[name]) {
+    let bytes = 0;
+    for (const file of sys.manifests) {
+      const text = await (await fetchOk(`/models/${file}`)).text();
+      const weights = new Uint8Array(await (await fetchOk(`/models/${JSON.parse(text).weights}`)).arrayBuffer());
+      bytes += weights.byteLength;
+      lab[sys.loader](text, weights);
+    }
+    lab.__systems[name] = { bytes };
+  }
+  return lab.__systems[name];
+}
+
+/**
+ * One measurement of a system's adaptive step (`variant` 'system') or of the bare classifier's
+ * step with the same goal and parameters (`variant` 'bare'), as labSteps measures the step.
+ */
+async function labSystemSteps(contestant, name, variant, n, opts) {
+  const sys = SYSTEMS[name];
+  const loaded = await labSystem(contestant, name);
+  if (loaded.unavailable) throw new Error(loaded.unavailable);
+  const params = { ...sys.params, ...(variant === 'bare' ? BARE : {}) };
+  return labSteps(contestant, sys.dataset, n, opts, { params, targeted: sys.targeted });
 }
 
 /** Warm single-image predictions (the lab's `predict`, softmax read back); ms per call. */
@@ -657,6 +718,22 @@ window.bench = {
   async steps(contestant, ds, n, opts) {
     if (isLab(contestant)) return labSteps(contestant, ds, n, opts);
     return tfSteps(contestant.slice(5), ds, n, opts);
+  },
+
+  /** The defended systems this page can price: {name: {dataset, defense, adaptive, targeted, confidence, manifests}}. */
+  systems() {
+    return Object.fromEntries(Object.entries(SYSTEMS).map(([k, v]) => [k, { dataset: v.dataset, manifests: v.manifests, targeted: v.targeted, ...v.params }]));
+  },
+
+  /** Loads a defended system into a lab contestant: {bytes} or {unavailable: why}. */
+  async loadSystem(contestant, name) {
+    return labSystem(contestant, name);
+  },
+
+  /** One timed measurement of a system's adaptive step ('system') or the bare step beside it ('bare'). */
+  async systemSteps(contestant, name, variant, n, opts) {
+    if (!isLab(contestant)) throw new Error(`${contestant}: only the lab's engine runs the defended systems`);
+    return labSystemSteps(contestant, name, variant, n, opts);
   },
 
   /** Warm single-image forward pass + softmax read-back: {ms per call, WebGPU calls per call}. */

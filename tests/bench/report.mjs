@@ -27,6 +27,46 @@ const fmtMs = (v) => (v == null ? '—' : v >= 1000 ? `${(v / 1000).toFixed(2)} 
 const fmtRatio = (v) => (v == null ? '—' : v >= 10 ? v.toFixed(0) : v.toFixed(2));
 const fmtMiB = (b) => (b == null ? '—' : `${(b / 2 ** 20).toFixed(1)} MiB`);
 
+const SYSTEM_TITLES = {
+  specialists: 'Specialists+1 (generalist + specialists, vote-confidence detector; issue 13)',
+  detectors: 'Gong + Metzen + Feinman detectors, OR-ensemble (issue 14)',
+};
+
+/** The cost of a defended system's adaptive step against the bare classifier's step (issues 13, 14). */
+function systemsSection(r, L) {
+  const systems = Object.entries(r.systems ?? {});
+  if (!systems.length) return;
+  L.push('## A defended system\'s adaptive step against the bare classifier\'s');
+  L.push('');
+  L.push('The lab\'s `attack_many` C&W step as above, on the same images with the same goal and parameters, once against the');
+  L.push('bare classifier (`defense: \'none\'`) and once adaptive against the defended system (all its networks in the loss,');
+  L.push('candidates judged by the whole system); the two alternate in each round, and the ratio is the median over rounds of');
+  L.push('system / bare. Targeted runs aim each image at the class after its own.');
+  L.push('');
+  L.push('| system | data set, batch | parameters | engine | rounds | bare step | adaptive step | ratio adaptive / bare | WebGPU dispatches per step, bare → adaptive |');
+  L.push('|---|---|---|---|---|---|---|---|---|');
+  const left = [];
+  for (const [name, s] of systems) {
+    const title = SYSTEM_TITLES[name] ?? name;
+    const params = s.defense ? `\`${s.defense}\`, adaptive, ${s.targeted ? 'targeted' : 'untargeted'}, κ ${s.confidence}` : '—';
+    if (s.unavailable) {
+      left.push(`- ${title}: not measured: ${s.unavailable}.`);
+      continue;
+    }
+    for (const c of s.contestants) {
+      const rounds = s.rounds.filter((x) => x[c]?.bare && x[c]?.system).length;
+      const calls = (v) => median(s.rounds.map((x) => x[c]?.[v]?.gpuCallsPerStep?.dispatchWorkgroups));
+      const d = c.endsWith('-webgpu') && calls('bare') != null ? `${calls('bare')} → ${calls('system')}` : '—';
+      const err = s.errors?.[c] ? ` (failed: ${s.errors[c]})` : '';
+      L.push(`| ${title} | ${s.dataset}, ${s.batch} | ${params} | ${c} | ${rounds} | ${fmtMs(s.median?.[c]?.bare)} | ${fmtMs(s.median?.[c]?.system)}${err} | ${fmtRatio(s.ratio?.[c])} | ${d} |`);
+    }
+  }
+  if (left.length) L.push('', ...left);
+  const loads = systems.flatMap(([name, s]) => Object.entries(s.loaded ?? {}).map(([c, l]) => `${name} on ${c}: ${fmtMiB(l.bytes)} of weights loaded in ${fmtMs(l.ms)}`));
+  if (loads.length) L.push('', `Loading (fetch + checks + upload, once per engine): ${loads.join('; ')}.`);
+  L.push('');
+}
+
 export function report(r) {
   const L = [];
   const cells = r.config.cells;
@@ -59,6 +99,12 @@ export function report(r) {
   L.push(`- Each measurement leaves its first step (kernels compiled, buffers allocated) out of the time and runs for at least ${r.config.minMs} ms`);
   L.push(`  and ${r.config.minSteps} step(s) (at most ${r.config.maxSteps} steps; past ${r.config.maxMs} ms it stops after its first timed step)${r.config.warmup ? ', after an untimed warm-up measurement per cell' : ''}. Rounds alternate`);
   L.push('  the order of the contestants; a ratio is the median over rounds of the per-round ratio lab / peer.');
+  const load = r.machine.loadAverageAtStart?.[0];
+  if (load != null && load > r.machine.cores / 2) {
+    L.push(`- **The machine was shared**: other work (builds, training, evaluations) ran on the same ${r.machine.cores} cores during this run`);
+    L.push(`  (load average ${r.machine.loadAverageAtStart.join(', ')} at the start, ${(r.machine.loadAverageAtEnd ?? []).join(', ')} at the end), so absolute times are`);
+    L.push('  slower and noisier than on an idle machine; only the ratios of measurements taken side by side in this run are meant to be read.');
+  }
   L.push(`- WebGPU and WebGL run on SwiftShader (a software GPU on the ${r.machine.cores} CPU cores), so the GPU figures measure fixed costs`);
   L.push('  and kernel counts more than arithmetic; with so few steps per round on WebGPU (each step takes seconds) single figures are');
   L.push('  noisy, and CIFAR-10 at batch 64 runs one round only to keep the default run near 15 minutes. More rounds:');
@@ -136,6 +182,7 @@ export function report(r) {
     L.push(r.native ? `Native lab: \`${r.native.command ?? 'lab bench --attack-step --json'}\`${r.native.device ? ` on ${r.native.device}` : ''} — the built target/release/lab, whose sources may be newer than pkg/'s.` : 'Native lab: `lab bench --attack-step` does not exist yet in this build (or no built `target/release/lab`); only the PyTorch side ran natively.');
   }
   L.push('');
+  systemsSection(r, L);
   L.push('## WebGPU calls per step (counted in the page)');
   L.push('');
   L.push('The benchmark page wraps the WebGPU methods before any engine starts, so the lab\'s calls (wgpu through wasm-bindgen) and');
@@ -226,6 +273,13 @@ export function report(r) {
         L.push(`| ${f.engine} | ${f.backend} | ${given || f.params.note || 'the engine\'s defaults'} | ${f.wallSeconds.toFixed(1)} s | ${f.lastReportedStep} / ${planned} | ${f.reports} | ${f.success} | ${Number.isFinite(f.l2) ? f.l2.toFixed(3) : '—'} |`);
       }
     }
+    // Today's page against the baseline's on each backend, measured one after the other in this run.
+    const vs = r.config.fullAttack.map((b) => {
+      const lab = r.fullAttack.find((x) => !x.error && x.engine === 'lab' && x.backend === b);
+      const base = r.fullAttack.find((x) => !x.error && x.engine.startsWith('base') && x.backend === b);
+      return lab && base ? `${b}: ${fmtRatio(lab.wallSeconds / base.wallSeconds)} (${fmtRatio(base.wallSeconds / lab.wallSeconds)}x faster)` : null;
+    }).filter(Boolean);
+    if (vs.length) L.push('', `Wall time, today's page / the baseline's: ${vs.join('; ')}.`);
     if (!r.config.fullAttack.includes('webgpu')) {
       L.push('');
       const f = r.fullAttack.find((x) => !x.error && x.engine === 'lab');

@@ -18,6 +18,12 @@
 //                            data set:batch[:rounds] (rounds default to BENCH_ROUNDS; CIFAR-10 at batch 64 takes
 //                            about a minute a step on WebGPU on SwiftShader, so it runs one round by default)
 //   BENCH_CONTESTANTS=lab-webgpu,lab-cpu,tfjs-webgpu,tfjs-webgl,tfjs-wasm,tfjs-cpu
+//   BENCH_SYSTEMS=specialists,detectors
+//                            defended systems whose adaptive step is timed against the bare classifier's
+//                            (issues 13 and 14): Specialists+1 on MNIST, gong+metzen+feinman on CIFAR-10
+//                            (a system this pkg/ cannot load is reported as not measured); "" for none
+//   BENCH_SYSTEM_BATCH=1     images per step for them
+//   BENCH_SYSTEM_CONTESTANTS=lab-webgpu,lab-cpu
 //   BENCH_TTFP_ROUNDS=1      fresh pages per contestant for the time to the first prediction
 //   BENCH_FULL_ATTACK=cpu    backends of the page for the complete default C&W attack (cpu, webgpu; "" for none)
 //   BENCH_MEMORY=lab-cpu     contestants for the memory check ("" for none)
@@ -68,6 +74,9 @@ const CONFIG = {
     return { dataset, batch: Number(batch), rounds: rounds ? Number(rounds) : num('BENCH_ROUNDS', 3) };
   }),
   contestants: list('BENCH_CONTESTANTS', `lab-webgpu,lab-cpu,${BASELINE ? 'base-webgpu,base-cpu,' : ''}tfjs-webgpu,tfjs-webgl,tfjs-wasm,tfjs-cpu`),
+  systems: list('BENCH_SYSTEMS', 'specialists,detectors'),
+  systemBatch: num('BENCH_SYSTEM_BATCH', 1),
+  systemContestants: list('BENCH_SYSTEM_CONTESTANTS', 'lab-webgpu,lab-cpu'),
   ttfpRounds: num('BENCH_TTFP_ROUNDS', 1),
   fullAttack: list('BENCH_FULL_ATTACK', 'cpu'),
   memory: list('BENCH_MEMORY', 'lab-cpu'),
@@ -84,6 +93,18 @@ function extractBaseline(rev) {
   const dir = join(REPO, 'tests', 'bench', '.baseline', sha);
   execFileSync('bash', ['-c', `rm -rf "${dir}" && mkdir -p "${dir}" && git archive ${sha} index.html web pkg | tar -x -C "${dir}" && ln -s ../../../../models "${dir}/models"`], { cwd: REPO });
   return { sha, path: `/tests/bench/.baseline/${sha}` };
+}
+
+/**
+ * The command line to record: BENCH_COMMAND (make bench sets it) after the knobs given in the
+ * environment, so that the report names the run it came from (the JSON paths make passes are left out).
+ */
+function commandLine() {
+  const knobs = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_') && !['BENCH_COMMAND', 'BENCH_TORCH_JSON', 'BENCH_NATIVE_JSON', 'BENCH_OUT', 'BENCH_REPORT_FROM'].includes(k))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${/^[\w.,:\/-]*$/.test(v) ? v : `'${v.replace(/'/g, "'\\''")}'`}`);
+  return [...knobs, env('BENCH_COMMAND', 'node tests/bench/run.mjs')].join(' ');
 }
 
 const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -140,6 +161,69 @@ async function machineInfo() {
     commit = null;
   }
   return { loadAverageAtStart: loadavg().map((v) => +v.toFixed(2)), cpu: c[0]?.model, cores: c.length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), os: `${platform()} ${release()}`, node: process.version, chromium: chromiumVersion, pkgSourceHash: pkg, commit };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A defended system's adaptive step against the bare classifier's (issues 13 and 14, item 4)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * For each system and lab contestant: interleaved rounds of the bare step and the system's
+ * adaptive step (same images, goal and parameters; the order alternates by round), so that the
+ * ratio system / bare of each round compares two measurements taken side by side.
+ */
+async function systemSteps(page, results, opts) {
+  if (!CONFIG.systems.length) return;
+  const known = await page.evaluate(() => window.bench.systems());
+  const contestants = CONFIG.systemContestants.filter((c) => CONFIG.contestants.includes(c) && c.startsWith('lab-'));
+  for (const name of CONFIG.systems) {
+    const sys = known[name];
+    const out = (results.systems[name] = { ...(sys ?? {}), batch: CONFIG.systemBatch, contestants, rounds: [], median: {}, ratio: {}, errors: {}, loaded: {} });
+    if (!sys) {
+      out.unavailable = `unknown system (known: ${Object.keys(known).join(', ')})`;
+      continue;
+    }
+    for (const c of contestants) {
+      try {
+        const t = Date.now();
+        const l = await page.evaluate(([c, n]) => window.bench.loadSystem(c, n), [c, name]);
+        if (l.unavailable) {
+          out.unavailable = l.unavailable;
+          break;
+        }
+        out.loaded[c] = { bytes: l.bytes, ms: Date.now() - t };
+        log(`system ${name} loaded on ${c}: ${l.bytes} bytes in ${Date.now() - t} ms`);
+      } catch (e) {
+        out.errors[c] = e.message.split('\n')[0];
+        log(`system ${name} on ${c} failed to load: ${e.message}`);
+      }
+    }
+    if (out.unavailable) {
+      log(`system ${name} not measured: ${out.unavailable}`);
+      continue;
+    }
+    for (let round = 0; round < CONFIG.rounds; round++) {
+      const row = {};
+      for (const c of contestants.filter((x) => !out.errors[x])) {
+        row[c] = {};
+        const variants = round % 2 ? ['system', 'bare'] : ['bare', 'system'];
+        for (const v of variants) {
+          try {
+            row[c][v] = await page.evaluate(([c, n, v, b, o]) => window.bench.systemSteps(c, n, v, b, o), [c, name, v, CONFIG.systemBatch, opts]);
+            log(`round ${round + 1}/${CONFIG.rounds} ${name} ${c} ${v}: ${row[c][v].msPerStep.toFixed(1)} ms/step (${row[c][v].steps} steps)`);
+          } catch (e) {
+            out.errors[c] = e.message.split('\n')[0];
+            log(`round ${round + 1} ${name} ${c} ${v} failed: ${e.message}`);
+          }
+        }
+      }
+      out.rounds.push(row);
+    }
+    for (const c of contestants) {
+      out.median[c] = { bare: median(out.rounds.map((r) => r[c]?.bare?.msPerStep)), system: median(out.rounds.map((r) => r[c]?.system?.msPerStep)) };
+      out.ratio[c] = median(out.rounds.map((r) => (r[c]?.bare && r[c]?.system ? r[c].system.msPerStep / r[c].bare.msPerStep : NaN)));
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,7 +297,7 @@ async function main() {
   }
   const startedAt = new Date();
   const results = {
-    command: env('BENCH_COMMAND', 'node tests/bench/run.mjs'),
+    command: commandLine(),
     startedAt: startedAt.toISOString(),
     config: CONFIG,
     machine: await machineInfo(),
@@ -224,6 +308,7 @@ async function main() {
     predict: {},
     predictGpuCalls: {},
     firstPrediction: { runs: {}, median: {} },
+    systems: {},
     fullAttack: [],
     memory: {},
     console: [],
@@ -306,6 +391,7 @@ async function main() {
         s.ratios[`${a}/${b}`] = median(s.rounds.map((r) => (r[a] && r[b] ? r[a].msPerStep / r[b].msPerStep : NaN)));
       }
     }
+    await systemSteps(page, results, opts);
     await page.context().close();
 
     // Time to the first prediction, each in a fresh page (fresh context: no compiled wasm or pipelines).
