@@ -304,7 +304,8 @@ fn detection_markdown(all: &[AttackRecord]) -> String {
             let adv: Vec<f64> = r.per_image.iter().filter(|i| i.success).filter_map(|i| i.scores.get(d)).map(|&x| read(x)).collect();
             let benign: Vec<f64> = r.per_image.iter().filter_map(|i| i.benign_scores.get(d)).map(|&x| read(x)).collect();
             let (rate, made) = match r.detection {
-                Some(det) if d == 0 => (format!("{:.0}% ({} of {})", 100.0 * det.rate(), det.detected, det.made), det.made.to_string()),
+                Some(det) if d == 0 && det.made > 0 => (format!("{:.0}% ({} of {})", 100.0 * det.rate(), det.detected, det.made), det.made.to_string()),
+                Some(det) if d == 0 => ("- (no example fooled the bare model)".into(), det.made.to_string()),
                 _ => ("".into(), "".into()),
             };
             rows.push(vec![

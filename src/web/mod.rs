@@ -20,7 +20,7 @@ use wasm_bindgen::JsCast;
 // a warm `predict`. Calling them once here makes the module "reactor-style": exports are
 // called as they are.
 #[cfg(target_arch = "wasm32")]
-extern "C" {
+unsafe extern "C" {
     fn __wasm_call_ctors();
 }
 
