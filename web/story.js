@@ -15,6 +15,7 @@
 
 const CW_RUN = /^CW-L2/; // the C&W rows of results/squeeze-*.md (their parameters are in the cell)
 const FEW = { steps: 10, binary_search_steps: 1 }; // WebGPU on a software adapter is slow
+const SPECIALISTS = 'results/specialists-mnist.md'; // case study 2 (make specialists-results)
 
 export const STORY = [
   {
@@ -104,6 +105,37 @@ export const STORY = [
       { label: 'Against its strongest part alone', file: 'results/squeeze-{dataset}.md', where: { 'data set': '{dataset}', defense: 'detector' }, column: 'strongest part\'s mean L2' },
       { label: 'Change', file: 'results/squeeze-{dataset}.md', where: { 'data set': '{dataset}', defense: 'detector' }, column: 'change (2)' },
       { label: 'He et al. (2017)', file: 'results/squeeze-{dataset}.md', where: { 'data set': '{dataset}', defense: 'detector' }, column: 'He et al.' },
+    ],
+  },
+  {
+    id: 'specialists',
+    title: 'Case study 2: Specialists+1, and the targeted attack through its vote',
+    dataset: 'mnist',
+    text: [
+      'Abbasi and Gagné’s ensemble lets a generalist and 20 specialists vote; a low confidence of the winner’s voters means “adversarial”. An attack made on the generalist alone is caught: the specialists disagree with it and the vote loses confidence.',
+      'He et al. pick a target class and make every classifier that knows it vote for it, confidently. The vote is then unanimous, and more confident than on clean digits: nothing is flagged. (This step downloads the ensemble’s weights.)',
+    ],
+    view: {
+      sample: 0,
+      attack: 'cw',
+      targeted: true,
+      target: 3,
+      defense: 'specialists',
+      adaptive: true,
+      params: { steps: 100, binary_search_steps: 3, initial_const: 3, learning_rate: 0.05, confidence: 10 },
+    },
+    webgpu: FEW,
+    run: 'attack',
+    explain: ['specialists', 'attack'],
+    figures: [
+      { label: 'Examples made on the generalist that the vote flags', file: SPECIALISTS, where: { system: 'specialists', attack: /made on the bare model/ }, column: 'detected by the system' },
+      { label: 'He et al.’s attack: success (100 test images)', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'success' },
+      { label: 'Its mean L2', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'mean L2' },
+      { label: 'The generalist’s mean L2, same attack', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'bare model\'s mean L2' },
+      { label: 'Change', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'change' },
+      { label: 'Mean vote confidence of its examples', file: SPECIALISTS, where: { system: 'specialists', attack: /\(adaptive\)/ }, column: 'mean on successful adversarial examples' },
+      { label: 'Mean vote confidence of the clean test images', file: SPECIALISTS, where: { system: 'specialists', attack: /\(adaptive\)/ }, column: 'mean on benign originals' },
+      { label: 'He et al. (2017)', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'He et al.' },
     ],
   },
 ];

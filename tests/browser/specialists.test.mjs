@@ -131,3 +131,61 @@ describe('Specialists+1 in the page (CPU fallback)', { skip: skip || false, time
     assert.ok(v.confidence >= v.minimum, `confidence ${v.confidence} >= minimum ${v.minimum}`);
   });
 });
+
+// The guided story's case-study-2 step, opened from a link on the CPU fallback: it downloads the
+// ensemble, runs He et al.'s targeted attack and puts the recorded figures (results/) beside it.
+const RESULTS = 'results/specialists-mnist.md';
+let results = null;
+if (!skip) results = await readFile(join(REPO, RESULTS), 'utf8').catch(() => null);
+
+/** The cells of the first row of a table of `text` that has `column` and matches `where` (header -> RegExp). */
+function cell(text, where, column) {
+  for (const block of text.split(/\n\s*\n/)) {
+    const lines = block.split('\n').filter((l) => l.startsWith('|'));
+    if (lines.length < 3) continue;
+    const split = (l) => l.slice(1, -1).split('|').map((c) => c.trim());
+    const head = split(lines[0]);
+    if (!head.includes(column) || !Object.keys(where).every((h) => head.includes(h))) continue;
+    const row = lines.slice(2).map(split).find((c) => Object.entries(where).every(([h, re]) => re.test(c[head.indexOf(h)])));
+    if (row) return row[head.indexOf(column)];
+  }
+  return null;
+}
+
+describe('the story’s Specialists+1 step (CPU fallback)', { skip: skip || (!results && `${RESULTS} missing (make specialists-results)`) || false, timeout: 900_000 }, () => {
+  it('?story=6 loads the ensemble, beats the vote and shows the recorded figures', async (t) => {
+    const lab = await startLab({ webgpu: false, path: '?story=6' });
+    try {
+      const page = lab.page;
+      await page.waitForFunction(() => {
+        const c = document.querySelector('#story-card');
+        return c?.dataset.step === '6' && ['done', 'error'].includes(c.dataset.state);
+      }, null, { timeout: 600_000 });
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#story-figures td')).every((td) => td.textContent !== '…'));
+      assert.match(await page.textContent('#story-step-title'), /Specialists\+1/);
+      assert.equal(await page.inputValue('#attack-defense'), 'specialists');
+      assert.equal(await page.inputValue('#attack-target'), '3');
+      const shown = await page.evaluate(() => Object.fromEntries(Array.from(document.querySelectorAll('#story-figures td'), (td) => [td.dataset.column, td.textContent])));
+      t.diagnostic(JSON.stringify(shown));
+      const adaptive = { 'data set': /^mnist$/, defense: /^specialists$/ };
+      assert.equal(shown['mean L2'], cell(results, adaptive, 'mean L2'));
+      assert.equal(shown.change, cell(results, adaptive, 'change'));
+      assert.equal(shown['detected by the system'], cell(results, { system: /^specialists$/, attack: /made on the bare model/ }, 'detected by the system'));
+      assert.equal(shown['mean on successful adversarial examples'], cell(results, { system: /^specialists$/, attack: /\(adaptive\)/ }, 'mean on successful adversarial examples'));
+      const r = await readAttackResultOutcome(page);
+      assert.equal(r.outcome, 'fooled', r.text);
+      assert.equal(r.predicted, 3, 'the target wins the vote');
+      assert.equal(await page.getAttribute('#specialists-card', 'data-state'), 'loaded');
+    } finally {
+      await lab.close();
+    }
+  });
+});
+
+async function readAttackResultOutcome(page) {
+  return page.evaluate(() => ({
+    outcome: document.querySelector('#adv-defense').dataset.outcome,
+    text: document.querySelector('#adv-defense').textContent,
+    predicted: Number(document.querySelector('#attack-result').dataset.predicted),
+  }));
+}
