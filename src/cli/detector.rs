@@ -85,3 +85,40 @@ pub fn train(args: Args) -> Res {
     set.load_detector_from_dir(models, dataset, kind)?;
     Ok(())
 }
+
+/// `lab bench --detector-step`: milliseconds per adaptive C&W step (forward, gradient to the
+/// input, verdict on the iterate, Adam) against the bare CIFAR-10 classifier and each system with
+/// case study 3's detectors, at batch 1 and 64 on the sample pack (issue 14, item 4, natively).
+pub fn step_timing(models: &Path, rounds: usize) -> Res {
+    use advlab::attacks::{cw::cw_l2, CwParams, Goal, Silent};
+    let dataset = DatasetKind::Cifar10;
+    let mut engine = crate::attack::engine_for(dataset, models)?;
+    load_if_named(&mut engine, dataset, "gong+metzen+feinman", models)?;
+    let device = engine.device().clone();
+    let (_, pack) = crate::commands::sample_pack(dataset, models)?;
+    for batch in [1usize, 64] {
+        let n = batch.min(pack.len());
+        let x = advlab::inference::dataset_tensor(&pack, 0, n, &device);
+        let goal = Goal::untargeted(pack.labels[..n].iter().map(|&l| l as usize).collect(), 10);
+        let steps = if batch == 1 { 20 } else { 4 };
+        let params = |steps| CwParams { steps, binary_search_steps: 1, initial_const: 1.0, abort_early: false, ..CwParams::default() };
+        let mut bare_ms = f64::NAN;
+        for spelling in ["none", "gong", "metzen", "feinman", "gong+metzen+feinman"] {
+            let system = engine.system(dataset, spelling)?.build(&engine.models)?;
+            pollster::block_on(cw_l2(&system, x.clone(), &goal, &params(2), &mut Silent))?;
+            let mut ms: Vec<f64> = (0..rounds.max(1))
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    pollster::block_on(cw_l2(&system, x.clone(), &goal, &params(steps), &mut Silent)).map(|_| t.elapsed().as_secs_f64() * 1000.0 / steps as f64)
+                })
+                .collect::<Result<_, _>>()?;
+            ms.sort_by(f64::total_cmp);
+            let median = ms[ms.len() / 2];
+            if spelling == "none" {
+                bare_ms = median;
+            }
+            println!("cifar10 batch {batch} {spelling}: {median:.1} ms per adaptive C&W step ({:.2}x the bare classifier's; median of {} runs of {steps} steps)", median / bare_ms, ms.len());
+        }
+    }
+    Ok(())
+}

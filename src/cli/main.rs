@@ -141,6 +141,9 @@ enum Command {
         iterations: usize,
         #[arg(long)]
         attack_step: bool,
+        /// The adaptive C&W step against case study 3's detectors (CIFAR-10), next to the bare classifier's
+        #[arg(long)]
+        detector_step: bool,
         /// Timed runs per case (--attack-step); the median is reported
         #[arg(long, default_value_t = 5)]
         rounds: usize,
@@ -174,6 +177,7 @@ fn main() {
         Command::Attack(args) => attack::attack(args),
         Command::Defend { dataset, data, models, calibration } => commands::defend(&dataset, data, &models, calibration),
         Command::Report { records } => commands::report(&records),
+        Command::Bench { detector_step: true, rounds, models, .. } => detector::step_timing(&models, rounds),
         Command::Bench { attack_step: true, rounds, json, models, .. } => bench::attack_step(&models, rounds, json),
         Command::Bench { dataset, batch_size, iterations, .. } => commands::bench(&dataset, batch_size, iterations),
     };
