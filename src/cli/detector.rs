@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 pub fn load_if_named(engine: &mut advlab::engine::Engine, kind: DatasetKind, defenses: &str, models: &Path) -> Res {
     for d in DetectorKind::ALL {
         if defenses.split([',', '+']).any(|p| p.trim() == d.name()) {
+            if kind != DatasetKind::Cifar10 {
+                return Err(format!("the {} detector is trained for cifar10 only (case study 3), not {}", d.name(), kind.name()));
+            }
             engine.models.load_detector_from_dir(models, kind, d)?;
         }
     }
