@@ -325,3 +325,32 @@ fn committed_detectors_load_and_flag_few_benign_samples() {
     let flagged = read(system.system_flags(x).unwrap().float()).iter().sum::<f32>() / data.len() as f32;
     assert!(flagged < 0.35, "{flagged} of benign test images flagged");
 }
+
+#[test]
+fn training_batches_keep_an_images_versions_together_and_ranges_do_not_overlap() {
+    use advlab::train::detector::{BinaryData, DetectorOptions};
+    use rand::SeedableRng;
+    let shape = DatasetKind::Cifar10.shape();
+    // Images 0..5 benign; adversarial versions of 0, 0 (CW and FGSM), 2, 4.
+    let benign_images = [0, 1, 2, 3, 4];
+    let adversarial_images = [0, 2, 4, 0];
+    let data = BinaryData::new(vec![0.0; 5 * shape.len()], &benign_images, &vec![1.0; 4 * shape.len()], &adversarial_images, shape);
+    assert_eq!(data.labels, vec![0, 0, 0, 0, 0, 1, 1, 1, 1]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let batches = data.batches(4, &mut rng);
+    let mut seen: Vec<usize> = batches.concat();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..9).collect::<Vec<_>>(), "every example once");
+    for b in &batches {
+        // Whole images: image 0's three examples (positions 0, 5, 8) share a batch.
+        let has = |k: usize| b.contains(&k);
+        assert_eq!(has(0), has(5));
+        assert_eq!(has(0), has(8));
+        assert_eq!(has(2), has(6));
+        assert!(b.len() <= 4, "{batches:?}");
+    }
+    // Training, validation, threshold, false-positive and KDE images follow each other.
+    let o = DetectorOptions { images: 1000, validation: 200, held_out: 1000, ..DetectorOptions::default() };
+    assert_eq!((o.fit_range(), o.validation_range()), (0..800, 800..1000));
+    assert_eq!((o.threshold_range(), o.false_positive_range(), o.kde_start()), (1000..1500, 1500..2000, 2000));
+}
