@@ -289,8 +289,8 @@ pub fn report_markdown(all: &[AttackRecord]) -> String {
 
 /// What the detectors of each run read: for non-adaptive runs the detection rate (of the
 /// examples that fooled the bare model, the share the system flags), and for every run each
-/// detector's mean reading on the successful adversarial examples next to the benign
-/// originals. The vote-confidence detector of Specialists+1 reads as a confidence (1 - score).
+/// detector's mean reading on the adversarial examples (non-adaptive: all that fooled the bare
+/// model; adaptive: the successful ones) next to the benign originals. The vote-confidence detector of Specialists+1 reads as a confidence (1 - score).
 fn detection_markdown(all: &[AttackRecord]) -> String {
     let with: Vec<(&AttackRecord, &SystemSpec)> = all.iter().filter_map(|r| r.system.as_ref().filter(|s| !s.detectors.is_empty()).map(|s| (r, s))).collect();
     if with.is_empty() {
@@ -301,7 +301,10 @@ fn detection_markdown(all: &[AttackRecord]) -> String {
     for (r, s) in &with {
         for (d, spec) in s.detectors.iter().enumerate() {
             let read = |x: f32| if matches!(spec, DetectorSpec::VoteConfidence { .. }) { 1.0 - x as f64 } else { x as f64 };
-            let adv: Vec<f64> = r.per_image.iter().filter(|i| i.success).filter_map(|i| i.scores.get(d)).map(|&x| read(x)).collect();
+            // The adversarial examples: for a non-adaptive run every example that fooled the bare
+            // model (those the detector is there to catch, flagged or not), else the successful ones.
+            let adversarial = |i: &&ImageResult| i.made_success.unwrap_or(i.success);
+            let adv: Vec<f64> = r.per_image.iter().filter(adversarial).filter_map(|i| i.scores.get(d)).map(|&x| read(x)).collect();
             let benign: Vec<f64> = r.per_image.iter().filter_map(|i| i.benign_scores.get(d)).map(|&x| read(x)).collect();
             let (rate, made) = match r.detection {
                 Some(det) if d == 0 && det.made > 0 => (format!("{:.0}% ({} of {})", 100.0 * det.rate(), det.detected, det.made), det.made.to_string()),
@@ -323,7 +326,7 @@ fn detection_markdown(all: &[AttackRecord]) -> String {
     }
     let mut md = "\n### Detectors: detection of the examples made on the bare model, and what each detector reads\n\n".to_string();
     md += &markdown_table(
-        &["data set", "system", "attack", "examples that fool the bare model", "detected by the system", "detector reads", "threshold", "mean on successful adversarial examples", "mean on benign originals"],
+        &["data set", "system", "attack", "examples that fool the bare model", "detected by the system", "detector reads", "threshold", "mean on adversarial examples", "mean on benign originals"],
         &rows,
     );
     md

@@ -61,10 +61,11 @@ fn a_non_adaptive_record_counts_what_the_detector_catches_of_what_fooled_the_bar
     assert!(md.contains("### Detectors"), "{md}");
     let row = md.lines().find(|l| l.contains("33% (1 of 3)")).unwrap_or_else(|| panic!("no detection row in\n{md}"));
     // The vote-confidence detector reads as a confidence: threshold 0.999 (not 0.001); on the
-    // successful examples (images 0 and 3) mean 0.9997, on the benign originals 0.9994.
+    // examples that fooled the bare model (images 0, 1 and 3: 0.9995, 0.6, 0.9999) mean
+    // 0.86647, on the benign originals 0.9994.
     assert!(row.contains("vote confidence (flagged below)"), "{row}");
     assert!(row.contains("| 0.99900 |"), "{row}");
-    assert!(row.contains("| 0.99970 | 0.99940 |"), "{row}");
+    assert!(row.contains("| 0.86647 | 0.99940 |"), "{row}");
 }
 
 #[test]

@@ -133,7 +133,7 @@ export const STORY = [
       { label: 'Its mean L2', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'mean L2' },
       { label: 'The generalist’s mean L2, same attack', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'bare model\'s mean L2' },
       { label: 'Change', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'change' },
-      { label: 'Mean vote confidence of its examples', file: SPECIALISTS, where: { system: 'specialists', attack: /\(adaptive\)/ }, column: 'mean on successful adversarial examples' },
+      { label: 'Mean vote confidence of its examples', file: SPECIALISTS, where: { system: 'specialists', attack: /\(adaptive\)/ }, column: 'mean on adversarial examples' },
       { label: 'Mean vote confidence of the clean test images', file: SPECIALISTS, where: { system: 'specialists', attack: /\(adaptive\)/ }, column: 'mean on benign originals' },
       { label: 'He et al. (2017)', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'He et al.' },
     ],

@@ -171,7 +171,7 @@ describe('the story’s Specialists+1 step (CPU fallback)', { skip: skip || (!re
       assert.equal(shown['mean L2'], cell(results, adaptive, 'mean L2'));
       assert.equal(shown.change, cell(results, adaptive, 'change'));
       assert.equal(shown['detected by the system'], cell(results, { system: /^specialists$/, attack: /made on the bare model/ }, 'detected by the system'));
-      assert.equal(shown['mean on successful adversarial examples'], cell(results, { system: /^specialists$/, attack: /\(adaptive\)/ }, 'mean on successful adversarial examples'));
+      assert.equal(shown['mean on adversarial examples'], cell(results, { system: /^specialists$/, attack: /\(adaptive\)/ }, 'mean on adversarial examples'));
       const r = await readAttackResultOutcome(page);
       assert.equal(r.outcome, 'fooled', r.text);
       assert.equal(r.predicted, 3, 'the target wins the vote');
