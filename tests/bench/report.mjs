@@ -58,7 +58,9 @@ function systemsSection(r, L) {
       const calls = (v) => median(s.rounds.map((x) => x[c]?.[v]?.gpuCallsPerStep?.dispatchWorkgroups));
       const d = c.endsWith('-webgpu') && calls('bare') != null ? `${calls('bare')} → ${calls('system')}` : '—';
       const err = s.errors?.[c] ? ` (failed: ${s.errors[c]})` : '';
-      L.push(`| ${title} | ${s.dataset}, ${s.batch} | ${params} | ${c} | ${rounds} | ${fmtMs(s.median?.[c]?.bare)} | ${fmtMs(s.median?.[c]?.system)}${err} | ${fmtRatio(s.ratio?.[c])} | ${d} |`);
+      const per = s.rounds.filter((x) => x[c]?.bare && x[c]?.system).map((x) => x[c].system.msPerStep / x[c].bare.msPerStep);
+      const range = per.length > 1 ? ` (rounds ${fmtRatio(Math.min(...per))}–${fmtRatio(Math.max(...per))})` : '';
+      L.push(`| ${title} | ${s.dataset}, ${s.batch} | ${params} | ${c} | ${rounds} | ${fmtMs(s.median?.[c]?.bare)} | ${fmtMs(s.median?.[c]?.system)}${err} | ${fmtRatio(s.ratio?.[c])}${range} | ${d} |`);
     }
   }
   if (left.length) L.push('', ...left);
@@ -106,8 +108,8 @@ export function report(r) {
     L.push('  slower and noisier than on an idle machine; only the ratios of measurements taken side by side in this run are meant to be read.');
   }
   L.push(`- WebGPU and WebGL run on SwiftShader (a software GPU on the ${r.machine.cores} CPU cores), so the GPU figures measure fixed costs`);
-  L.push('  and kernel counts more than arithmetic; with so few steps per round on WebGPU (each step takes seconds) single figures are');
-  L.push('  noisy, and CIFAR-10 at batch 64 runs one round only to keep the default run near 15 minutes. More rounds:');
+  L.push('  and kernel counts more than arithmetic; with few steps per round on WebGPU (a step at batch 64 takes seconds) single figures are');
+  L.push('  noisy, and CIFAR-10 at batch 64 runs one round only by default (a step of the slowest contestants takes about a minute). More rounds:');
   L.push('  `BENCH_ROUNDS=9 BENCH_MIN_MS=5000 BENCH_CELLS=mnist:1,mnist:64,cifar10:1,cifar10:64 make bench` (knobs at the top of');
   L.push('  tests/bench/run.mjs).');
   L.push('');
@@ -277,7 +279,7 @@ export function report(r) {
     const vs = r.config.fullAttack.map((b) => {
       const lab = r.fullAttack.find((x) => !x.error && x.engine === 'lab' && x.backend === b);
       const base = r.fullAttack.find((x) => !x.error && x.engine.startsWith('base') && x.backend === b);
-      return lab && base ? `${b}: ${fmtRatio(lab.wallSeconds / base.wallSeconds)} (${fmtRatio(base.wallSeconds / lab.wallSeconds)}x faster)` : null;
+      return lab && base ? `${b}: ${fmtRatio(lab.wallSeconds / base.wallSeconds)} (speed-up ${fmtRatio(base.wallSeconds / lab.wallSeconds)}x)` : null;
     }).filter(Boolean);
     if (vs.length) L.push('', `Wall time, today's page / the baseline's: ${vs.join('; ')}.`);
     if (!r.config.fullAttack.includes('webgpu')) {
