@@ -45,7 +45,8 @@ pub fn train(args: Args) -> Res {
     let options = DetectorOptions {
         images,
         validation: images / 5,
-        epochs: args.epochs.unwrap_or(d.epochs),
+        // Gong's network is the classifier's size: 15 epochs (Metzen's subnetwork: 20).
+        epochs: args.epochs.unwrap_or(if kind == DetectorKind::Gong { 15 } else { d.epochs }),
         batch_size: args.batch_size.unwrap_or(d.batch_size),
         learning_rate: args.learning_rate.unwrap_or(d.learning_rate),
         seed: args.seed.unwrap_or(d.seed),
