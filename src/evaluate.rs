@@ -207,11 +207,17 @@ pub async fn first_accepted(system: &dyn AttackTarget, data: &Dataset, count: us
         let labels: Vec<usize> = data.labels[start..end].iter().map(|&l| l as usize).collect();
         let classes = system.system_logits(x.clone().slice([0..1])).dims()[1];
         let onehot = inference::onehot(&labels, classes, device);
-        // "Still correct" is the untargeted attack's failure: class kept, nothing flagged.
-        let fooled = attacks::succeeded(system, x, onehot, false, 0.0);
-        let fooled = read_f32(fooled.float()).await?;
-        for (i, f) in fooled.iter().enumerate() {
-            if *f < 0.5 && chosen.len() < count {
+        // Accepted: the system's class is the label and no detector flags the image. (Not "the
+        // untargeted attack's failure": a flagged image that keeps its class fails that goal too,
+        // and would count as "detected" before any attack.)
+        let correct = attacks::goal_met(system.system_logits(x.clone()), onehot, true, 0.0);
+        let accepted = match system.system_flags(x) {
+            Some(flags) => correct.bool_and(flags.bool_not()),
+            None => correct,
+        };
+        let accepted = read_f32(accepted.float()).await?;
+        for (i, a) in accepted.iter().enumerate() {
+            if *a > 0.5 && chosen.len() < count {
                 chosen.push(start + i);
             }
         }

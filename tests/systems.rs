@@ -215,6 +215,21 @@ fn each_system_is_evaluated_on_images_it_gets_right_and_does_not_flag() {
         let right = judged[i].predicted == data.labels[i] as usize && !judged[i].flagged;
         assert_eq!(chosen_median.contains(&i), right, "image {i}");
     }
+    // A detector that flags many benign images (its threshold lowered): the flagged ones are left
+    // out even though the system classifies them correctly.
+    let mut strict = e.system(DatasetKind::Mnist, "detector").unwrap();
+    if let DetectorSpec::FeatureSqueezing { threshold, .. } = &mut strict.detectors[0] {
+        *threshold = 0.002;
+    }
+    let strict = strict.build(&e.models).unwrap();
+    let chosen_strict = block(first_accepted(&strict, &data, 30, &d));
+    let judged = block(strict.judge(dataset_tensor(&data, 0, data.len(), &d)));
+    let last = *chosen_strict.last().unwrap();
+    assert!((0..=last).any(|i| judged[i].flagged && judged[i].predicted == data.labels[i] as usize), "some correctly classified images are flagged");
+    for i in 0..=last {
+        let right = judged[i].predicted == data.labels[i] as usize && !judged[i].flagged;
+        assert_eq!(chosen_strict.contains(&i), right, "image {i}: flagged {}", judged[i].flagged);
+    }
     let chosen_bare = block(first_accepted(&bare, &data, 30, &d));
     // Targets depend on the image, not on the batch it is in.
     let labels: Vec<usize> = chosen_bare.iter().map(|&i| data.labels[i] as usize).collect();

@@ -21,6 +21,7 @@ import { setupUpload } from './upload.js';
 import { setupAttackForm, renderSystems } from './attack-form.js';
 import { setupAttack } from './attack.js';
 import { setupSpecialists } from './specialists.js';
+import { setupDetectors } from './detectors.js';
 import { setupPageTools, restorePageTools } from './page-tools.js';
 import { setBackendBadge, setBackendUnavailable, backendPreference, switchBackend, setupBackendSwitch } from './backend.js';
 
@@ -41,6 +42,7 @@ function wireUi() {
   setupAttackForm();
   setupAttack();
   setupSpecialists(renderSystems);
+  setupDetectors(renderSystems);
 }
 
 /**

@@ -5,6 +5,7 @@
 import { $, $$, fmtNum } from './util.js';
 import { state, defensesOf, defenseParts } from './state.js';
 import { ensureSpecialists } from './specialists.js';
+import { ensureDetectors, detectorKindsOf } from './detectors.js';
 
 export const FIELDS = {
   // field id -> [attack kinds it belongs to, parameter name, {kind: path in attack_defaults}]
@@ -70,7 +71,7 @@ export function renderSystems(ds) {
       // A system whose weights are downloaded when chosen (s.download) is offered; one that needs
       // the squeezing calibration only when the calibration is there.
       const squeezing = (s.parts ?? []).some((part) => ['bit-depth', 'median', 'detector'].includes(part));
-      opt.disabled = s.name !== 'none' && !s.download && (!s.available || (squeezing && !on));
+      opt.disabled = s.name !== 'none' && ((squeezing && !on) || (!s.available && !s.download));
       if (s.reason) opt.title = s.reason;
       sel.append(opt);
     }
@@ -92,6 +93,9 @@ export function updateDefenseFields() {
     median: `smooths the image first (${d?.median ?? 'median filter'})`,
     detector: `rejects images whose squeezed answers move too far (${d?.detector?.join(' + ') ?? 'squeezers'})`,
     specialists: 'lets a generalist and 20 specialists vote, and rejects images whose winner gets a low mean confidence',
+    gong: 'rejects images that a second classifier (Gong et al.) takes for adversarial',
+    metzen: 'rejects images that a detector on the classifier’s feature maps (Metzen et al.) takes for adversarial',
+    feinman: 'rejects images whose last hidden layer is atypical for their class (Feinman et al.’s kernel density)',
   };
   const what =
     def === 'none'
@@ -105,7 +109,8 @@ export function updateDefenseFields() {
       : mode.value === 'adaptive'
         ? ' The attack differentiates through the defense (He et al.).'
         : ' The attack follows the bare model’s gradients; the defended system judges the result.';
-  $('#defense-note').textContent = (d?.available || def === 'none' || def === 'specialists' ? what : '') + how;
+  const ownFiles = def === 'specialists' || defenseParts(def).every((p) => ['gong', 'metzen', 'feinman'].includes(p));
+  $('#defense-note').textContent = (d?.available || def === 'none' || ownFiles ? what : '') + how;
 }
 
 function numberField(id) {
@@ -152,6 +157,7 @@ export function setupAttackForm() {
     // Choosing a system whose weights are not here yet downloads them (with progress in its panel).
     const chosen = state.modelInfo[state.dataset]?.systems?.find?.((s) => s.name === $('#attack-defense').value);
     if (chosen?.download && chosen.name === 'specialists') ensureSpecialists(state.dataset, renderSystems);
+    else if (chosen?.download && detectorKindsOf(chosen.name).length) ensureDetectors(state.dataset, detectorKindsOf(chosen.name), renderSystems);
   });
   $('#attack-mode').addEventListener('change', updateDefenseFields);
   $('#attack-goal').addEventListener('change', () => {

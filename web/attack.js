@@ -11,6 +11,7 @@ import { showError, clearError, reportError } from './errors.js';
 import { updateBars } from './prediction.js';
 import { requestSqueeze, endLiveSqueeze } from './squeeze.js';
 import { requestVote, endLiveVote, ensureSpecialists, specialistsLoaded } from './specialists.js';
+import { requestDetectors, endLiveDetectors, ensureDetectors, detectorsLoaded, detectorKindsOf } from './detectors.js';
 import { drawChart, drawPerturbation, describeScale } from './chart.js';
 import { attackParams, stepsOf, renderSystems } from './attack-form.js';
 import { defenseOutcome, wrongStartRemark } from './outcome.js';
@@ -70,11 +71,14 @@ export function startAttack() {
   }
   clearError();
   const p = attackParams();
-  if (p.defense === 'specialists' && !specialistsLoaded(ds)) {
-    // Its weights come first (downloaded once, with progress in its panel); then the attack starts.
-    setAttackStatus('loading', 'downloading the Specialists+1 ensemble first…');
+  const kinds = detectorKindsOf(p.defense);
+  const needsSpecialists = p.defense === 'specialists' && !specialistsLoaded(ds);
+  const needsDetectors = kinds.length > 0 && !detectorsLoaded(ds, kinds);
+  if (needsSpecialists || needsDetectors) {
+    // Their weights come first (downloaded once, with progress in their panel); then the attack starts.
+    setAttackStatus('loading', `downloading ${needsSpecialists ? 'the Specialists+1 ensemble' : 'the detectors'} first…`);
     $('#attack-start').disabled = true;
-    ensureSpecialists(ds, renderSystems).then((ok) => {
+    (needsSpecialists ? ensureSpecialists(ds, renderSystems) : ensureDetectors(ds, kinds, renderSystems)).then((ok) => {
       $('#attack-start').disabled = state.fatal || !state.input || !!state.attack;
       if (ok && state.dataset === ds && state.input === input && !state.attack) startAttack();
       else if (!state.attack) setAttackStatus('idle');
@@ -124,6 +128,7 @@ function attackProgress(run, m) {
     const progress = { kind: 'attack-progress', text: `Attack in progress: step ${m.step} / ${m.total_steps}` };
     requestSqueeze(run.dataset, m.image, progress, { live: true });
     requestVote(run.dataset, m.image, progress, { live: true });
+    requestDetectors(run.dataset, m.image, progress, { live: true });
   }
 }
 
@@ -273,6 +278,8 @@ function finishAttack(run, r) {
     ? { kind: 'attack-result', text: shown === bare ? `The bare model’s adversarial example (${ATTACK_NAMES[p.attack]})` : `The adversarial example (${ATTACK_NAMES[p.attack]}${against}${p.adaptive ? ', adaptive' : ''})` }
     : { kind: 'input', text: 'The input (the attack found no adversarial example)' };
   requestVote(ds, shown ? shown.image : run.input.pixels, voteSubject);
+  endLiveDetectors();
+  requestDetectors(ds, shown ? shown.image : run.input.pixels, voteSubject);
   box.dataset.squeeze = withSqueeze ? 'pending' : 'none';
   const lastAttack = state.lastAttack;
   const verdictP = shown === bare && bare ? judge(ds, bare.image, p.defense) : Promise.resolve(null);

@@ -9,6 +9,7 @@ import { showError, clearError } from './errors.js';
 import { buildBars, clearPrediction } from './prediction.js';
 import { renderSqueezeAvailability } from './squeeze.js';
 import { renderSpecialistsAvailability } from './specialists.js';
+import { renderDetectorsAvailability } from './detectors.js';
 import { renderSystems, updateParamFields } from './attack-form.js';
 import { resetAttackView, cancelAttack } from './attack.js';
 import { loadSamples, renderSamples, pickSample } from './samples.js';
@@ -68,6 +69,7 @@ export async function selectDataset(ds) {
   resetAttackView();
   renderSqueezeAvailability(ds);
   renderSpecialistsAvailability(ds);
+  renderDetectorsAvailability(ds);
   renderSystems(ds);
   $('#model-info').textContent = '';
   const shape = DEFAULT_INPUT[ds];
@@ -113,6 +115,7 @@ export async function selectDataset(ds) {
   $('#model-info').textContent = `${name} classifier, input ${w}×${h}×${c}${accText}.`;
   renderSqueezeAvailability(ds);
   renderSpecialistsAvailability(ds);
+  renderDetectorsAvailability(ds);
   renderSystems(ds);
   updateParamFields(); // the library's defaults for this data set
   renderSamples(ds, samples);

@@ -8,6 +8,7 @@ import { setStatus } from './ui.js';
 import { showError, reportError } from './errors.js';
 import { requestSqueeze } from './squeeze.js';
 import { requestVote } from './specialists.js';
+import { requestDetectors } from './detectors.js';
 
 export function buildBars(container, classes) {
   container.textContent = '';
@@ -134,6 +135,7 @@ export async function predictPixels(pixels, source, label = null, note = '') {
   const subject = { kind: 'input', text: `The input: ${describeSource(source, label, ds)}` };
   requestSqueeze(ds, pixels, subject);
   requestVote(ds, pixels, subject);
+  requestDetectors(ds, pixels, subject);
   return true;
 }
 

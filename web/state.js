@@ -11,6 +11,9 @@ export const PART_NAMES = {
   median: 'median smoothing',
   detector: 'the squeezing detector',
   specialists: 'Specialists+1',
+  gong: 'Gong et al.’s detector',
+  metzen: 'Metzen et al.’s detector',
+  feinman: 'Feinman et al.’s density detector',
 };
 
 /** "bit-depth+detector" -> "bit-depth reduction + the squeezing detector". */

@@ -33,6 +33,12 @@
 //   vote     {dataset, pixels}                   -> {report: {members: [{classes, vote, confidence, counted}],
 //                                                    winner, unanimous, confidence, min_confidence, flagged}}
 //            runs beside an attack like "squeeze" (the two share the one slot)
+//   detectors {dataset, kinds: [gong|metzen|feinman]} -> {systems}
+//            downloads models/<dataset>-<kind>.json and its file for each kind not loaded yet
+//            (progress as for load, with its kind)
+//   detector_report {dataset, pixels, defense}   -> {report: {system, predicted, probs, flagged,
+//                                                    detectors: [{name, label, score, threshold, flagged, reading}]}}
+//            runs beside an attack like "squeeze"
 //   cancel   {target: id of the attack}          (no reply; the attack ends with result.cancelled)
 // Replies (worker -> page): {id, type: "result", ...} | {id, type: "error", message, fatal}
 //                           | {id, type: "progress", ...}
@@ -165,6 +171,7 @@ function loadInto(l, files) {
     }
   }
   if (files.specialists) l.load_specialists(files.specialists.manifestText, files.specialists.weights);
+  for (const f of Object.values(files.detectors ?? {})) l.load_detector(f.manifestText, f.weights);
   return info;
 }
 
@@ -358,6 +365,32 @@ const handlers = {
     return { info: files.specialistsInfo, systems: plain(l.systems(msg.dataset)) };
   },
 
+  async detectors(msg, post) {
+    const l = requireLab();
+    if (typeof l.load_detector !== 'function') throw new Error('this build of the compute engine has no case-study-3 detectors (rebuild pkg/)');
+    const files = loadedFiles.get(msg.dataset);
+    if (!files) throw new Error(`load the ${msg.dataset} model before its detectors`);
+    files.detectors ??= {};
+    for (const kind of msg.kinds ?? []) {
+      if (files.detectors[kind]) continue;
+      const got = await fetchModelFiles(`${msg.dataset}-${kind}.json`, `the ${kind} detector`, (m) => post({ ...m, kind }));
+      try {
+        l.load_detector(got.manifestText, got.weights);
+      } catch (e) {
+        if (isFatal(e)) throw e;
+        throw new Error(`the ${kind} detector could not be loaded: ${errorMessage(e)}`);
+      }
+      files.detectors[kind] = { manifestText: got.manifestText, weights: got.weights };
+    }
+    return { systems: plain(l.systems(msg.dataset)) };
+  },
+
+  async detector_report(msg) {
+    const l = requireLab();
+    if (typeof l.detector_report !== 'function') throw new Error('this build of the compute engine has no case-study-3 detectors (rebuild pkg/)');
+    return { report: plain(await l.detector_report(msg.dataset, msg.pixels, msg.defense)) };
+  },
+
   async vote(msg) {
     const l = requireLab();
     if (typeof l.vote_report !== 'function') throw new Error('this build of the compute engine has no Specialists+1 (rebuild pkg/)');
@@ -396,7 +429,7 @@ self.onmessage = (ev) => {
     post({ type: 'error', message: `unknown request type: ${msg.type}` });
     return;
   }
-  if ((msg.type === 'squeeze' || msg.type === 'vote') && attacksRunning > 0) {
+  if (['squeeze', 'vote', 'detector_report'].includes(msg.type) && attacksRunning > 0) {
     // Beside the attack: both only read the Lab. One at a time; the page asks again later.
     if (besideJob) {
       post({ type: 'result', busy: true });

@@ -290,6 +290,29 @@ impl Lab {
         }))
     }
 
+    /// Loads one of case study 3's detectors (`models/<dataset>-<gong|metzen|feinman>.json` and the
+    /// file it names), checked against its manifest and the loaded classifier. Returns {kind,
+    /// threshold, false_positive_rate, bytes}.
+    pub fn load_detector(&mut self, manifest_json: &str, bytes: &[u8]) -> Result<JsValue, JsError> {
+        let m = self.engine.load_detector(manifest_json, bytes).map_err(js_err)?;
+        to_js(&serde_json::json!({
+            "kind": m.kind.name(),
+            "threshold": m.threshold,
+            "false_positive_rate": m.false_positive_rate,
+            "bytes": m.bytes,
+        }))
+    }
+
+    /// The detectors panel for one image under a spelled system (e.g. `gong+metzen+feinman`):
+    /// {system, predicted, probs, flagged, detectors: [{name, label, score, threshold, flagged,
+    /// reading}]}.
+    pub async fn detector_report(&self, dataset_name: &str, pixels: Float32Array, defense: &str) -> Result<JsValue, JsError> {
+        let report = self.engine.detector_report(dataset(dataset_name)?, &pixels.to_vec(), defense).await.map_err(js_err)?;
+        let obj = to_js(&report)?;
+        set(&obj, "probs", &f32s(&report.probs))?;
+        Ok(obj)
+    }
+
     /// The Specialists+1 vote on one image: {members: [{classes, vote, confidence, counted}],
     /// winner, unanimous, confidence, min_confidence, flagged}.
     pub async fn vote_report(&self, dataset_name: &str, pixels: Float32Array) -> Result<JsValue, JsError> {
