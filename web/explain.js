@@ -77,6 +77,25 @@ export const EXPLANATIONS = [
       'W. He et al. (2017), <cite>Adversarial Example Defenses: Ensembles of Weak Defenses are not Strong</cite>, USENIX WOOT (the targeted attack on it)',
     ],
   },
+  {
+    id: 'detectors',
+    card: 'detectors-card',
+    title: 'What do the three detectors do?',
+    text: [
+      'Each looks for a different trace of an attack. Gong et al. train a second classifier to tell adversarial images from clean ones. Metzen et al. train a small network on the classifier’s own feature maps. Feinman et al. check how typical the classifier’s last hidden layer is for the class it predicts, compared with clean training images of that class.',
+      'Each flags 5% of clean images; together they flag an image when any one does. He et al. attack all three at once by adding each one’s score to what the attack minimises.',
+    ],
+    formula:
+      'Gong, Metzen: score = z<sub>adversarial</sub> − z<sub>clean</sub> of the detector’s two outputs.<br>' +
+      'Feinman: score = −log( (1/k) Σ<sub>i</sub> exp(−‖h(x) − h(x<sub>i</sub>)‖² / 2σ²) ) over k clean images x<sub>i</sub> of the predicted class, h the last hidden layer, σ = 0.26 (constants dropped).<br>' +
+      'flagged when any score &gt; its threshold; the adaptive attack adds Σ max(score − threshold + margin, 0) to its loss',
+    papers: [
+      'Z. Gong, W. Wang, W.-S. Ku (2017), <cite>Adversarial and Clean Data Are Not Twins</cite>, arXiv:1704.04960',
+      'J. H. Metzen, T. Genewein, V. Fischer, B. Bischoff (2017), <cite>On Detecting Adversarial Perturbations</cite>, ICLR',
+      'R. Feinman, R. R. Curtin, S. Shintre, A. B. Gardner (2017), <cite>Detecting Adversarial Samples from Artifacts</cite>, arXiv:1703.00410',
+      'W. He et al. (2017), <cite>Adversarial Example Defenses: Ensembles of Weak Defenses are not Strong</cite>, USENIX WOOT (the attack through all three)',
+    ],
+  },
 ];
 
 function build(e) {

@@ -16,6 +16,7 @@
 const CW_RUN = /^CW-L2/; // the C&W rows of results/squeeze-*.md (their parameters are in the cell)
 const FEW = { steps: 10, binary_search_steps: 1 }; // WebGPU on a software adapter is slow
 const SPECIALISTS = 'results/specialists-mnist.md'; // case study 2 (make specialists-results)
+const DETECTORS = 'results/detectors-cifar10.md'; // case study 3 (make detector-results)
 
 export const STORY = [
   {
@@ -136,6 +137,28 @@ export const STORY = [
       { label: 'Mean vote confidence of its examples', file: SPECIALISTS, where: { system: 'specialists', attack: /\(adaptive\)/ }, column: 'mean on adversarial examples' },
       { label: 'Mean vote confidence of the clean test images', file: SPECIALISTS, where: { system: 'specialists', attack: /\(adaptive\)/ }, column: 'mean on benign originals' },
       { label: 'He et al. (2017)', file: SPECIALISTS, where: { 'data set': 'mnist', defense: 'specialists' }, column: 'He et al.' },
+    ],
+  },
+  {
+    id: 'detectors',
+    title: 'Case study 3: three unrelated detectors, and one attack through all of them',
+    dataset: 'cifar10',
+    text: [
+      'On CIFAR-10, three detectors built on different ideas guard the classifier: Gong et al.’s second classifier on the image, Metzen et al.’s detector on its feature maps, Feinman et al.’s density of its last hidden layer. Together they flag an image when any one does.',
+      'He et al.’s adaptive attack adds every detector’s score to what it minimises, through all three at once. It gets through them all; the ensemble only makes the change somewhat larger. (This step downloads the three detectors.)',
+    ],
+    view: { sample: 9, attack: 'cw', targeted: false, defense: 'gong+metzen+feinman', adaptive: true, params: { steps: 100, binary_search_steps: 3, initial_const: 1, learning_rate: 0.05 } },
+    webgpu: FEW,
+    run: 'attack',
+    explain: ['detectors'],
+    figures: [
+      { label: 'C&W made on the bare classifier: flagged by the ensemble', file: DETECTORS, where: { system: 'gong+metzen+feinman', attack: /^CW-L2.*made on the bare model/ }, column: 'detected by the system' },
+      { label: 'Adaptive attack’s success against the ensemble (100 test images)', file: DETECTORS, where: { 'data set': 'cifar10', defense: 'gong+metzen+feinman' }, column: 'success' },
+      { label: 'Its mean L2', file: DETECTORS, where: { 'data set': 'cifar10', defense: 'gong+metzen+feinman' }, column: 'mean L2' },
+      { label: 'The bare classifier’s mean L2, same attack', file: DETECTORS, where: { 'data set': 'cifar10', defense: 'gong+metzen+feinman' }, column: 'bare model\'s mean L2' },
+      { label: 'Change', file: DETECTORS, where: { 'data set': 'cifar10', defense: 'gong+metzen+feinman' }, column: 'change' },
+      { label: 'Against its strongest detector alone', file: DETECTORS, where: { 'data set': 'cifar10', defense: 'gong+metzen+feinman' }, column: 'strongest part\'s mean L2' },
+      { label: 'He et al. (2017)', file: DETECTORS, where: { 'data set': 'cifar10', defense: 'gong+metzen+feinman' }, column: 'He et al.' },
     ],
   },
 ];

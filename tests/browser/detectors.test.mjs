@@ -135,3 +135,36 @@ describe('case study 3’s detectors in the page (CPU fallback)', { skip: skip |
     assert.equal(p.verdict, 'Not flagged by any detector');
   });
 });
+
+// The guided story's case-study-3 step, opened from a link: it loads CIFAR-10 and the detectors,
+// runs He et al.'s adaptive attack on sample 9 and puts the recorded figures beside it.
+describe('the story’s detectors step (CPU fallback)', { skip: skip || false, timeout: 900_000 }, () => {
+  it('?story=7 loads the detectors, gets past all three and shows the recorded figures', async (t) => {
+    const results = await readFile(join(REPO, 'results', 'detectors-cifar10.md'), 'utf8');
+    const lab = await startLab({ webgpu: false, path: '?story=7' });
+    try {
+      const page = lab.page;
+      await page.waitForFunction(() => {
+        const c = document.querySelector('#story-card');
+        return c?.dataset.step === '7' && ['done', 'error'].includes(c.dataset.state);
+      }, null, { timeout: 600_000 });
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#story-figures td')).every((td) => td.textContent !== '…'));
+      assert.match(await page.textContent('#story-step-title'), /three unrelated detectors/);
+      assert.equal(await page.inputValue('#attack-defense'), 'gong+metzen+feinman');
+      const shown = await page.evaluate(() => Object.fromEntries(Array.from(document.querySelectorAll('#story-figures td'), (td) => [td.dataset.column, td.textContent])));
+      t.diagnostic(JSON.stringify(shown));
+      // The same cells, read from the file here.
+      const row = results.split('\n').find((l) => l.startsWith('| cifar10 | gong+metzen+feinman | CW-L2') && /\| \d+% \| [\d.]+ \| [\d.]+ \| [+-]\d+% \|/.test(l));
+      assert.ok(row, 'the adaptive ensemble row of the results');
+      const cells = row.slice(1, -1).split('|').map((c) => c.trim());
+      assert.equal(shown['mean L2'], cells[6]);
+      assert.equal(shown["bare model's mean L2"], cells[7]);
+      assert.equal(shown.change, cells[8]);
+      assert.equal(await page.getAttribute('#adv-defense', 'data-outcome'), 'fooled');
+      assert.equal(await page.getAttribute('#detectors-card', 'data-state'), 'loaded');
+      assert.equal(await page.textContent('#detectors-verdict'), 'Not flagged by any detector');
+    } finally {
+      await lab.close();
+    }
+  });
+});
