@@ -134,6 +134,30 @@ export class Lab {
         return ret;
     }
     /**
+     * The detectors panel for one image under a spelled system (e.g. `gong+metzen+feinman`):
+     * {system, predicted, probs, flagged, detectors: [{name, label, score, threshold, flagged,
+     * reading}]}.
+     * @param {string} dataset_name
+     * @param {Float32Array} pixels
+     * @param {string} defense
+     * @returns {Promise<any>}
+     */
+    detector_report(dataset_name, pixels, defense) {
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passStringToWasm0(dataset_name, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passStringToWasm0(defense, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_export3(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_export3(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.lab_detector_report(this.__wbg_ptr, ptr0, len0, pixels, ptr1, len1);
+        return ret;
+    }
+    /**
      * The verdict of a spelled system (e.g. `bit-depth+detector`) on one image:
      * {system, predicted, probs, flagged, detectors: [{name, score, threshold, flagged}]}.
      * @param {string} dataset_name
@@ -180,6 +204,40 @@ export class Lab {
         }
     }
     /**
+     * Loads one of case study 3's detectors (`models/<dataset>-<gong|metzen|feinman>.json` and the
+     * file it names), checked against its manifest and the loaded classifier. Returns {kind,
+     * threshold, false_positive_rate, bytes}.
+     * @param {string} manifest_json
+     * @param {Uint8Array | number[]} bytes
+     * @returns {any}
+     */
+    load_detector(manifest_json, bytes) {
+        try {
+            const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
+            let ptr0, len0, ptr1, len1;
+            try {
+                ptr0 = passStringToWasm0(manifest_json, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+                len0 = WASM_VECTOR_LEN;
+                ptr1 = passArray8ToWasm0(bytes, wasm.__wbindgen_export);
+                len1 = WASM_VECTOR_LEN;
+            } catch (e) {
+                if (ptr1) { wasm.__wbindgen_export3(ptr1, len1 * 1, 1); }
+                if (ptr0) { wasm.__wbindgen_export3(ptr0, len0 * 1, 1); }
+                throw e;
+            }
+            wasm.lab_load_detector(retptr, this.__wbg_ptr, ptr0, len0, ptr1, len1);
+            var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
+            var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
+            var r2 = getDataViewMemory0().getInt32(retptr + 4 * 2, true);
+            if (r2) {
+                throw takeFromExternrefTable0(r1);
+            }
+            return takeFromExternrefTable0(r0);
+        } finally {
+            wasm.__wbindgen_add_to_stack_pointer(16);
+        }
+    }
+    /**
      * Checks the weights against the manifest (sha256, tensor shapes) and keeps the classifier
      * in the model set. Returns {name, dataset, classes, input, test_accuracy, architecture}.
      * @param {string} manifest_json
@@ -201,6 +259,40 @@ export class Lab {
                 throw e;
             }
             wasm.lab_load_model(retptr, this.__wbg_ptr, ptr0, len0, ptr1, len1);
+            var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
+            var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
+            var r2 = getDataViewMemory0().getInt32(retptr + 4 * 2, true);
+            if (r2) {
+                throw takeFromExternrefTable0(r1);
+            }
+            return takeFromExternrefTable0(r0);
+        } finally {
+            wasm.__wbindgen_add_to_stack_pointer(16);
+        }
+    }
+    /**
+     * Loads the Specialists+1 ensemble (`models/mnist-specialists.json` and the weights it
+     * names), checked against its manifest and the loaded generalist. Returns {members,
+     * sets: [[class]], min_confidence, false_positive_rate, vote_test_accuracy, bytes}.
+     * @param {string} manifest_json
+     * @param {Uint8Array | number[]} weights
+     * @returns {any}
+     */
+    load_specialists(manifest_json, weights) {
+        try {
+            const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
+            let ptr0, len0, ptr1, len1;
+            try {
+                ptr0 = passStringToWasm0(manifest_json, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+                len0 = WASM_VECTOR_LEN;
+                ptr1 = passArray8ToWasm0(weights, wasm.__wbindgen_export);
+                len1 = WASM_VECTOR_LEN;
+            } catch (e) {
+                if (ptr1) { wasm.__wbindgen_export3(ptr1, len1 * 1, 1); }
+                if (ptr0) { wasm.__wbindgen_export3(ptr0, len0 * 1, 1); }
+                throw e;
+            }
+            wasm.lab_load_specialists(retptr, this.__wbg_ptr, ptr0, len0, ptr1, len1);
             var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
             var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
             var r2 = getDataViewMemory0().getInt32(retptr + 4 * 2, true);
@@ -259,6 +351,19 @@ export class Lab {
         } finally {
             wasm.__wbindgen_add_to_stack_pointer(16);
         }
+    }
+    /**
+     * The Specialists+1 vote on one image: {members: [{classes, vote, confidence, counted}],
+     * winner, unanimous, confidence, min_confidence, flagged}.
+     * @param {string} dataset_name
+     * @param {Float32Array} pixels
+     * @returns {Promise<any>}
+     */
+    vote_report(dataset_name, pixels) {
+        const ptr0 = passStringToWasm0(dataset_name, wasm.__wbindgen_export, wasm.__wbindgen_export2);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.lab_vote_report(this.__wbg_ptr, ptr0, len0, pixels);
+        return ret;
     }
 }
 if (Symbol.dispose) Lab.prototype[Symbol.dispose] = Lab.prototype.free;
@@ -842,7 +947,7 @@ function __wbg_get_imports() {
                     const a = state0.a;
                     state0.a = 0;
                     try {
-                        return __wasm_bindgen_func_elem_61409(a, state0.b, arg0, arg1);
+                        return __wasm_bindgen_func_elem_61820(a, state0.b, arg0, arg1);
                     } finally {
                         state0.a = a;
                     }
@@ -1206,33 +1311,33 @@ function __wbg_get_imports() {
             arg0.writeBuffer(arg1, arg2, getArrayU8FromWasm0(arg3, arg4), arg5, arg6);
         }, arguments); },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 25441, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_61407);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 25518, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_61818);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDevice")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35246);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDevice")], shim_idx: 14063, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35652);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDeviceLostInfo")], shim_idx: 13987, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35248);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDeviceLostInfo")], shim_idx: 14064, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35654);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUUncapturedErrorEvent")], shim_idx: 13987, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35248_18);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUUncapturedErrorEvent")], shim_idx: 14064, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35654_22);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("any")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35246_19);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("any")], shim_idx: 14063, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35652_23);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("undefined")], shim_idx: 13986, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35246_20);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("undefined")], shim_idx: 14063, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_35652_24);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0) {
@@ -1275,22 +1380,22 @@ function __wbg_get_imports() {
     };
 }
 
-function __wasm_bindgen_func_elem_35248(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_35248(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_35654(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_35654(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_35248_18(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_35248_18(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_35654_22(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_35654_22(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_61409(arg0, arg1, arg2, arg3) {
-    wasm.__wasm_bindgen_func_elem_61409(arg0, arg1, arg2, arg3);
+function __wasm_bindgen_func_elem_61820(arg0, arg1, arg2, arg3) {
+    wasm.__wasm_bindgen_func_elem_61820(arg0, arg1, arg2, arg3);
 }
 
-function __wasm_bindgen_func_elem_61407(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_61818(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_61407(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_61818(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1301,10 +1406,10 @@ function __wasm_bindgen_func_elem_61407(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_35246(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35652(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_35246(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35652(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1315,10 +1420,10 @@ function __wasm_bindgen_func_elem_35246(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_35246_19(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35652_23(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_35246_19(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35652_23(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
@@ -1329,10 +1434,10 @@ function __wasm_bindgen_func_elem_35246_19(arg0, arg1, arg2) {
     }
 }
 
-function __wasm_bindgen_func_elem_35246_20(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_35652_24(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_35246_20(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_35652_24(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
