@@ -61,6 +61,17 @@ function showAdvImage(orig, adv, ds) {
   $('#perturbation').dataset.maxAbs = String(scale.maxAbs);
 }
 
+/**
+ * Downloads the files a target system needs before it can be attacked (Specialists+1, case study
+ * 3's detectors), with progress in their panels; resolves to whether they are there.
+ */
+export function ensureSystem(ds, defense) {
+  const kinds = detectorKindsOf(defense);
+  if (defense === 'specialists' && !specialistsLoaded(ds)) return ensureSpecialists(ds, renderSystems);
+  if (kinds.length && !detectorsLoaded(ds, kinds)) return ensureDetectors(ds, kinds, renderSystems);
+  return Promise.resolve(true);
+}
+
 export function startAttack() {
   if (state.attack || state.fatal) return;
   const input = state.input;
@@ -71,14 +82,13 @@ export function startAttack() {
   }
   clearError();
   const p = attackParams();
-  const kinds = detectorKindsOf(p.defense);
   const needsSpecialists = p.defense === 'specialists' && !specialistsLoaded(ds);
-  const needsDetectors = kinds.length > 0 && !detectorsLoaded(ds, kinds);
-  if (needsSpecialists || needsDetectors) {
+  const kinds = detectorKindsOf(p.defense);
+  if (needsSpecialists || (kinds.length > 0 && !detectorsLoaded(ds, kinds))) {
     // Their weights come first (downloaded once, with progress in their panel); then the attack starts.
     setAttackStatus('loading', `downloading ${needsSpecialists ? 'the Specialists+1 ensemble' : 'the detectors'} first…`);
     $('#attack-start').disabled = true;
-    (needsSpecialists ? ensureSpecialists(ds, renderSystems) : ensureDetectors(ds, kinds, renderSystems)).then((ok) => {
+    ensureSystem(ds, p.defense).then((ok) => {
       $('#attack-start').disabled = state.fatal || !state.input || !!state.attack;
       if (ok && state.dataset === ds && state.input === input && !state.attack) startAttack();
       else if (!state.attack) setAttackStatus('idle');

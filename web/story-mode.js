@@ -7,7 +7,7 @@ import { $, fmtNum } from './util.js';
 import { state, params, DATASET_NAMES } from './state.js';
 import { STORY } from './story.js';
 import { applyView } from './view-state.js';
-import { startAttack, cancelAttack } from './attack.js';
+import { startAttack, cancelAttack, ensureSystem } from './attack.js';
 import { loadResults, findCell } from './results.js';
 import { showExplanations } from './explain.js';
 import { syncUrl } from './share.js';
@@ -197,7 +197,10 @@ export async function goToStep(i) {
   $('#story-note').textContent = missed.length ? `This step could not set ${missed.join(', ')}.` : onGpu && step.webgpu ? 'On WebGPU this step runs a short attack (few steps), so its live numbers are rougher than the figures; ?backend=cpu runs the full one.' : '';
   if (step.run === 'attack') {
     setStepState('running');
-    startAttack();
+    // A system whose files are not here yet (Specialists+1, the detectors) downloads them first.
+    const ok = await ensureSystem(state.dataset, $('#attack-defense').value || 'none');
+    if (my !== token) return;
+    if (ok) startAttack();
     if (!state.attack) {
       setStepState('done');
       return;
