@@ -162,6 +162,8 @@ describe('the story’s detectors step (CPU fallback)', { skip: skip || false, t
       assert.equal(shown.change, cells[8]);
       assert.equal(await page.getAttribute('#adv-defense', 'data-outcome'), 'fooled');
       assert.equal(await page.getAttribute('#detectors-card', 'data-state'), 'loaded');
+      // The panel's report on the result comes after the attack's end (until then it shows the last live iterate).
+      await page.waitForFunction(() => document.querySelector('#detectors-card').dataset.subject === 'attack-result', null, { timeout: 60_000 });
       assert.equal(await page.textContent('#detectors-verdict'), 'Not flagged by any detector');
     } finally {
       await lab.close();
